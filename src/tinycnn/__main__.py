@@ -1,0 +1,5 @@
+import sys
+
+from tinycnn.cli import main
+
+sys.exit(main())
