@@ -1,0 +1,11 @@
+"""Shared fixtures. Real MNIST comes from the user's cache (fetched once per machine)."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist_splits():
+    """The real MNIST splits as CPU tensors (fetched and verified on first use)."""
+    from tinycnn.loader import load_splits
+
+    return load_splits("mnist")
