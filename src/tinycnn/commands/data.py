@@ -19,9 +19,9 @@ def add_arguments(parser):
     )
 
 
-def add_data_arguments(parser):
+def add_data_arguments(parser, dataset_default="mnist"):
     """--dataset and --data-dir, shared by every command that reads data."""
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="which dataset")
+    parser.add_argument("--dataset", default=dataset_default, choices=["mnist", "fashion-mnist"], help="which dataset")
     parser.add_argument(
         "--data-dir",
         default=None,

@@ -1,0 +1,65 @@
+"""`tinycnn train`: train a recipe (flags override it), print per-epoch lines and the budget check."""
+
+import argparse
+
+HELP = "train a recipe (default: the `default` recipe); flags override it"
+DESCRIPTION = (
+    "Train one model on MNIST. With no flags it runs the `default` recipe; every flag "
+    "overrides the recipe's value. Writes runs/<recipe>-<UTC time>/ (or --out): config.toml, "
+    "metrics.jsonl, run.json, last.pt and, with --val-size, best.pt. Ctrl-C saves a resume point."
+)
+
+S = argparse.SUPPRESS  # an override flag that is not given leaves the recipe's value
+
+
+def add_arguments(parser):
+    from tinycnn.commands.data import add_data_arguments
+
+    parser.add_argument("--recipe", default="default", help="a recipe name (`tinycnn recipes`) or a .toml file")
+    parser.add_argument("--model", default=S, help="model name (`tinycnn models`)")
+    parser.add_argument("--epochs", type=int, default=S, help="number of epochs")
+    parser.add_argument("--batch-size", type=int, default=S, help="training batch size")
+    parser.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=S)
+    parser.add_argument("--lr", type=float, default=S, help="learning rate (the base lr for onecycle is max-lr/div-factor)")
+    parser.add_argument("--max-lr", type=float, default=S, help="onecycle peak learning rate")
+    parser.add_argument("--momentum", type=float, default=S)
+    parser.add_argument("--weight-decay", type=float, default=S)
+    parser.add_argument("--scheduler", choices=["none", "step", "onecycle", "exp", "cosine"], default=S)
+    parser.add_argument("--rotation", type=float, default=S, help="random rotation, degrees")
+    parser.add_argument("--translate", type=float, default=S, help="random translation, fraction of the image")
+    parser.add_argument("--erasing", type=float, default=S, help="random erasing probability")
+    parser.add_argument("--dropout", type=float, default=S, help="dropout rate of the model")
+    parser.add_argument("--label-smoothing", type=float, default=S)
+    parser.add_argument("--val-size", type=int, default=S, help="validation images carved from the 60,000 (best.pt is chosen on them)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=S)
+    seeds.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 or 0..4: one run each, and a summary")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S, help="torch.compile the model")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S)
+    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=S, help="deterministic algorithms")
+    parser.add_argument("--threads", type=int, default=S, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--subset", type=int, default=S, help="train on N images (and test on <= N): a smoke run")
+    parser.add_argument("--out", default=None, help="run directory (default: runs/<recipe>-<UTC time>)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run (other flags are ignored)")
+    parser.add_argument("--last", type=int, default=None, help="K for 'each of the last K epochs' (default: the spec's)")
+    parser.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
+    add_data_arguments(parser, dataset_default=S)
+
+
+def run(args):
+    from pathlib import Path
+
+    from tinycnn import session
+
+    if args.data_dir:
+        import os
+
+        os.environ["TINYCNN_DATA"] = args.data_dir
+    overrides = {k: v for k, v in vars(args).items() if k in session.OVERRIDABLE}
+    progress = False if args.no_progress else None
+    if args.resume:
+        return session.resume(Path(args.resume), progress=progress, last_k=args.last)
+    seeds = session.parse_seeds(args.seeds) if args.seeds else None
+    return session.train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last)

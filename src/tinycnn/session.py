@@ -1,0 +1,116 @@
+"""What `tinycnn train` does around the loop: resolve the recipe, run one or several seeds,
+resume, and print the end-of-run verdict (parameters, last epochs, budget check)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from tinycnn.atomic import atomic_write_text
+from tinycnn.check import evaluate_spec, load_spec, render
+from tinycnn.config import TrainConfig, config_from_dict, to_toml
+from tinycnn.errors import TinycnnError
+from tinycnn.recipes import load_recipe
+from tinycnn.stats import render_summary, summarize_seeds
+from tinycnn.train import Trainer, default_run_dir, read_config, read_metrics, read_run
+
+OVERRIDABLE = {f.name for f in fields(TrainConfig)} - {"name", "description", "source"}
+SEEDS_FILE = "seeds.json"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' or '0..4' (inclusive) or a mix: '0..2,7'."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*(?:\.\.|-)\s*(\d+)", part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise TinycnnError(f"--seeds range {part!r} runs backwards")
+            seeds.extend(range(lo, hi + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise TinycnnError(f"--seeds {text!r}: expected numbers like 0,1,2 or a range like 0..4")
+    if len(set(seeds)) != len(seeds):
+        raise TinycnnError(f"--seeds {text!r} names a seed twice")
+    return seeds
+
+
+def print_config(config: TrainConfig) -> None:
+    items = [f"{k}={v}" for k, v in config.to_dict().items() if k not in ("description", "source") and v is not None]
+    print(f"recipe {config.name}: {config.description}" if config.description else f"recipe {config.name}")
+    line = "config:"
+    for item in items:
+        if len(line) + len(item) > 100:
+            print(line)
+            line = "       "
+        line += " " + item
+    print(line)
+
+
+def verdict(run_dir: Path, config: TrainConfig, last_k: int | None = None) -> bool:
+    """Print parameters, the last K test accuracies and the budget check; True if it passes."""
+    spec = load_spec(config.spec)
+    k = last_k or spec.get("last_k", 1)
+    metrics = read_metrics(run_dir)
+    facts = {**read_run(run_dir), "epochs": len(metrics)}
+    test = [m["test_acc"] for m in metrics]
+    print(f"\n{config.model}: {facts['params']:,} parameters; test accuracy of the last {k} epochs: " + ", ".join(f"{a:.2f}%" for a in test[-k:]))
+    criteria = evaluate_spec(spec, facts, test, k)
+    print(render(criteria, f"budget {spec['name']} ({spec.get('description', '')}):"))
+    print(f"run directory: {run_dir}")
+    return all(c.passed for c in criteria)
+
+
+def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None) -> int:
+    config = load_recipe(recipe, **overrides)
+    run_dir = Path(out) if out else default_run_dir(config)
+    if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
+        raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    print_config(config)
+    if seeds is None:
+        Trainer(config, run_dir, progress=progress).fit()
+        verdict(run_dir, config, last_k)
+        return 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / SEEDS_FILE, json.dumps({"seeds": seeds}) + "\n")
+    atomic_write_text(run_dir / "config.toml", to_toml(config.to_dict()))
+    return _run_seeds(config, seeds, run_dir, progress, last_k)
+
+
+def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k) -> int:
+    dirs = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        dirs.append(seed_dir)
+        seeded = config_from_dict({**config.to_dict(), "seed": seed})
+        status = read_run(seed_dir).get("status") if (seed_dir / "run.json").exists() else None
+        if status == "finished":
+            print(f"seed {seed}: already finished in {seed_dir}")
+            continue
+        print(f"\n=== seed {seed} -> {seed_dir}")
+        Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
+    summary = summarize_seeds(dirs, config.spec, last_k)
+    summary["recipe"] = config.name
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print()
+    print(render_summary(summary))
+    print(f"run directory: {run_dir} (summary.json)")
+    return 0
+
+
+def resume(run_dir: Path, *, progress=None, last_k=None) -> int:
+    if (run_dir / SEEDS_FILE).exists():
+        seeds = json.loads((run_dir / SEEDS_FILE).read_text())["seeds"]
+        return _run_seeds(read_config(run_dir), seeds, run_dir, progress, last_k)
+    config = read_config(run_dir)
+    if not (run_dir / "last.pt").exists():
+        raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")
+    print(f"resuming {run_dir}")
+    Trainer(config, run_dir, progress=progress).fit(resume=True)
+    verdict(run_dir, config, last_k)
+    return 0

@@ -1,0 +1,76 @@
+"""Statistics over seeds: per seed the final and the minimum of the last K test accuracies,
+then mean, std, min over seeds and how many seeds meet the spec."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from tinycnn.check import evaluate_spec, load_spec
+
+
+def run_outcome(run_dir: Path, spec: dict, last_k: int | None = None) -> dict:
+    """One run's numbers and verdict, from its files."""
+    from tinycnn.train import read_metrics, read_run
+
+    run = read_run(run_dir)
+    metrics = read_metrics(run_dir)
+    k = last_k or spec.get("last_k", 1)
+    test = [m["test_acc"] for m in metrics if "test_acc" in m]
+    facts = {**run, "epochs": len(metrics)}
+    criteria = evaluate_spec(spec, facts, test, k)
+    return {
+        "run_dir": str(run_dir),
+        "seed": run.get("seed"),
+        "params": run.get("params"),
+        "epochs": len(metrics),
+        "final_test_acc": test[-1] if test else None,
+        "min_last_k_test_acc": min(test[-k:]) if test else None,
+        "best_test_acc": max(test) if test else None,
+        "best_train_acc": max((m["train_acc"] for m in metrics), default=None),
+        "seconds_per_epoch": statistics.median(m["train_seconds"] + m["eval_seconds"] for m in metrics) if metrics else None,
+        "passes": all(c.passed for c in criteria),
+        "last_k": k,
+    }
+
+
+def _spread(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize_seeds(run_dirs: list[Path], spec_name: str, last_k: int | None = None) -> dict:
+    spec = load_spec(spec_name)
+    runs = [run_outcome(Path(d), spec, last_k) for d in run_dirs]
+    return {
+        "spec": spec["name"],
+        "last_k": runs[0]["last_k"] if runs else last_k,
+        "runs": runs,
+        "final_test_acc": _spread([r["final_test_acc"] for r in runs if r["final_test_acc"] is not None]),
+        "min_last_k_test_acc": _spread([r["min_last_k_test_acc"] for r in runs if r["min_last_k_test_acc"] is not None]),
+        "best_test_acc": _spread([r["best_test_acc"] for r in runs if r["best_test_acc"] is not None]),
+        "passing_seeds": sum(r["passes"] for r in runs),
+        "seeds": len(runs),
+    }
+
+
+def render_summary(summary: dict) -> str:
+    k = summary["last_k"]
+    lines = [f"{'seed':>6}  {'final test %':>12}  {f'min last {k} %':>12}  {'best %':>7}  {summary['spec']}"]
+    for r in summary["runs"]:
+        lines.append(
+            f"{r['seed']:>6}  {r['final_test_acc']:>12.2f}  {r['min_last_k_test_acc']:>12.2f}  {r['best_test_acc']:>7.2f}  {'PASS' if r['passes'] else 'FAIL'}"
+        )
+    f, m = summary["final_test_acc"], summary["min_last_k_test_acc"]
+    if f["mean"] is not None:
+        lines.append(f"{'mean':>6}  {f['mean']:>12.2f}  {m['mean']:>12.2f}")
+        lines.append(f"{'std':>6}  {f['std']:>12.2f}  {m['std']:>12.2f}")
+        lines.append(f"{'min':>6}  {f['min']:>12.2f}  {m['min']:>12.2f}")
+    lines.append(f"{summary['passing_seeds']} of {summary['seeds']} seeds meet {summary['spec']}")
+    return "\n".join(lines)

@@ -1,0 +1,467 @@
+"""The training loop: one run of one seed, with metrics, checkpoints and exact resume.
+
+    tinycnn train                            # the default recipe
+    tinycnn train --recipe era-s7-step5 --seeds 0,1,2
+    tinycnn train --resume runs/default-20261122-120000
+
+A run directory holds config.toml (resolved), metrics.jsonl (one line per epoch),
+run.json (versions, device, timings, status), last.pt (the resume point, written every
+epoch and on Ctrl-C) and, with a validation split, best.pt (chosen on validation
+accuracy, never on test).
+
+Every random choice is a function of the seed: the model's initialisation and dropout
+use torch's global generator (saved in checkpoints); batch order and augmentation use a
+generator seeded by (seed, epoch). Resuming therefore continues exactly, and with
+--deterministic on the CPU ends with the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tinycnn import __version__
+from tinycnn.atomic import atomic_write_text
+from tinycnn.checkpoint import load_checkpoint, save_checkpoint
+from tinycnn.config import TrainConfig, config_from_dict, read_toml, to_toml
+from tinycnn.errors import TinycnnError
+from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
+
+# How often (in batches) the host looks at device-side counters: the progress bar and
+# the non-finite-loss check. Between these points the step never waits for the device.
+SYNC_EVERY = 25
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TinycnnError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    from tinycnn.models import create_model
+
+    overrides = {} if config.dropout is None else {"dropout": config.dropout}
+    return create_model(config.model, **overrides)
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, betas=(config.momentum or 0.9, 0.999), weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
+    """(scheduler or None, stepped per batch?)."""
+    s = config.scheduler
+    if s == "none":
+        return None, False
+    if s == "onecycle":
+        return (
+            torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=config.max_lr,
+                epochs=config.epochs,
+                steps_per_epoch=steps_per_epoch,
+                pct_start=config.pct_start,
+                div_factor=config.div_factor,
+                final_div_factor=config.final_div_factor,
+            ),
+            True,
+        )
+    if s == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma), False
+    if s == "exp":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma), False
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs), False
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False) -> dict:
+    """Mean cross-entropy and accuracy (%) over the whole split."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    for x, y in loader.epoch(0):
+        with autocast(loader.device, amp):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = loader.images.shape[0]
+    return {"loss": loss_sum.item() / n, "acc": 100.0 * correct.item() / n, "correct": int(correct.item()), "n": n}
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def model_facts(model: torch.nn.Module) -> dict:
+    """What the budget check needs to know about the architecture."""
+    from tinycnn.summary import summarize
+
+    s = summarize(model)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "has_batchnorm": s.has_batchnorm,
+        "has_dropout": s.has_dropout,
+        "has_gap": s.has_gap,
+        "has_linear": s.has_linear,
+        "n_maxpool": s.n_maxpool,
+        "n_logits": s.n_logits,
+    }
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    config = property(lambda self: self.root / "config.toml")
+    metrics = property(lambda self: self.root / "metrics.jsonl")
+    run = property(lambda self: self.root / "run.json")
+    last = property(lambda self: self.root / "last.pt")
+    best = property(lambda self: self.root / "best.pt")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = RunPaths(Path(run_dir)).metrics
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_run(run_dir: str | Path) -> dict:
+    path = RunPaths(Path(run_dir)).run
+    if not path.exists():
+        raise TinycnnError(f"{run_dir} is not a tinycnn run directory (no run.json)")
+    return json.loads(path.read_text())
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    path = RunPaths(Path(run_dir)).config
+    if not path.exists():
+        raise TinycnnError(f"{run_dir} is not a tinycnn run directory (no config.toml)")
+    return config_from_dict(read_toml(path), where=str(path))
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: TrainConfig
+    metrics: list[dict]
+    facts: dict
+    status: str
+
+
+@dataclass
+class _Partial:
+    """The running sums of an epoch in progress (kept in a mid-epoch checkpoint)."""
+
+    batch: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    lrs: list = field(default_factory=list)
+
+
+class Trainer:
+    """Trains one seed of one configuration into one run directory."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, log: Callable[[str], None] = print):
+        self.config = config.validate()
+        self.paths = RunPaths(Path(run_dir))
+        self.log = log
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        """Finish the current batch, save a resume point, stop (what Ctrl-C does)."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ set-up
+
+    def _setup(self):
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        if c.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=False)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        self.device = select_device(c.device)
+        torch.manual_seed(c.seed)
+        splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
+        mean, std = NORMALIZATION[c.dataset]
+        augment = Augment(
+            rotation=c.rotation, translate=c.translate, scale=tuple(c.scale), shear=c.shear,
+            erasing=c.erasing, interpolation=c.interpolation,
+        )
+        common = dict(mean=mean, std=std, channels_last=c.channels_last)
+        self.train_loader = BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=c.seed, augment=augment, **common)
+        self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, **common) for name in ("val", "test") if name in splits}
+
+        self.model = build_model(c).to(self.device)
+        if c.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.facts = {**model_facts(self.model), "full_data": c.subset is None}
+        self.step_model = torch.compile(self.model) if c.compile else self.model
+        self.optimizer = build_optimizer(c, self.model)
+        self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.train_loader))
+
+    def _checkpoint_state(self, epochs_done: int, partial: _Partial, best_val: float) -> dict:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "epochs_done": epochs_done,
+            "partial": partial.__dict__.copy(),
+            "best_val": best_val,
+            "rng_cpu": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _write_run(self, **fields) -> None:
+        self.run_info.update(fields)
+        atomic_write_text(self.paths.run, json.dumps(self.run_info, indent=2) + "\n")
+
+    def _write_metrics(self, metrics: list[dict]) -> None:
+        atomic_write_text(self.paths.metrics, "".join(json.dumps(m) + "\n" for m in metrics))
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> RunResult:
+        self._setup()
+        c, paths = self.config, self.paths
+        paths.root.mkdir(parents=True, exist_ok=True)
+        epochs_done, partial, metrics = 0, _Partial(), []
+        self.best_val = -1.0
+        if resume:
+            state = load_checkpoint(paths.last, map_location=self.device)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            epochs_done, self.best_val = state["epochs_done"], state["best_val"]
+            partial = _Partial(**state["partial"])
+            torch.set_rng_state(state["rng_cpu"].cpu())
+            if "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+            metrics = read_metrics(paths.root)[:epochs_done]
+            self.run_info = read_run(paths.root)
+        else:
+            atomic_write_text(paths.config, to_toml(c.to_dict()))
+            self.run_info = {
+                "tinycnn": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "git_commit": git_commit(),
+                "device": str(self.device),
+                "device_name": device_name(self.device),
+                "seed": c.seed,
+                **self.facts,
+                "started_at": _utc_now(),
+                "train_seconds": 0.0,
+                "eval_seconds": 0.0,
+            }
+        self._write_run(status="running", epochs_done=epochs_done)
+        if epochs_done >= c.epochs:
+            self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
+            return RunResult(paths.root, c, metrics, self.facts, "finished")
+
+        previous_handler = self._install_sigint()
+        wall_start = time.perf_counter()
+        try:
+            for epoch in range(epochs_done, c.epochs):
+                row = self._train_epoch(epoch, partial, on_batch)
+                if row is None:  # stopped mid-epoch: the resume point is saved
+                    self._write_run(status="interrupted", epochs_done=epoch)
+                    self.log(f"stopped in epoch {epoch + 1}, batch {self._stopped_at}; resume with: tinycnn train --resume {paths.root}")
+                    raise KeyboardInterrupt
+                eval_start = time.perf_counter()
+                for name, loader in self.eval_loaders.items():
+                    result = evaluate(self.model, loader, c.amp)
+                    row[f"{name}_loss"], row[f"{name}_acc"] = result["loss"], result["acc"]
+                row["eval_seconds"] = time.perf_counter() - eval_start
+                metrics.append(row)
+                partial = _Partial()
+                if "val_acc" in row and row["val_acc"] > self.best_val:
+                    self.best_val = row["val_acc"]
+                    save_checkpoint(paths.best, {"model": self.model.state_dict(), "epoch": epoch + 1, "val_acc": self.best_val, "config": c.to_dict()})
+                save_checkpoint(paths.last, self._checkpoint_state(epoch + 1, partial, self.best_val))
+                self._write_metrics(metrics)
+                self._write_run(
+                    epochs_done=epoch + 1,
+                    train_seconds=self.run_info["train_seconds"] + row["train_seconds"],
+                    eval_seconds=self.run_info["eval_seconds"] + row["eval_seconds"],
+                )
+                self.log(format_epoch(row, c.epochs))
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        self._write_run(status="finished", finished_at=_utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
+        return RunResult(paths.root, c, metrics, self.facts, "finished")
+
+    def _install_sigint(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.log("\nCtrl-C: finishing this batch and saving a resume point (Ctrl-C again to abort)")
+            self.request_stop()
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def _train_epoch(self, epoch: int, partial: _Partial, on_batch) -> dict | None:
+        c, device = self.config, self.device
+        model, step_model, optimizer, scheduler = self.model, self.step_model, self.optimizer, self.scheduler
+        model.train()
+        loader = self.train_loader
+        n_batches = len(loader)
+        batches = loader.epoch(epoch)
+        for _ in range(partial.batch):  # resuming mid-epoch: replay the draws of the done batches
+            next(batches)
+
+        loss_sum = torch.tensor(partial.loss_sum, device=device)
+        correct = torch.tensor(partial.correct, device=device, dtype=torch.long)
+        first_bad = torch.tensor(-1, device=device, dtype=torch.long)
+        seen, lrs = partial.seen, list(partial.lrs)
+        bar = _progress_bar(self.progress, n_batches, partial.batch, f"epoch {epoch + 1}/{c.epochs}")
+        start = time.perf_counter()
+        b = partial.batch
+        for b in range(partial.batch, n_batches):
+            x, y = next(batches)
+            lrs.append(optimizer.param_groups[0]["lr"])
+            with autocast(device, c.amp):
+                logits = step_model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if self.per_batch:
+                scheduler.step()
+            # Metrics stay on the device; the host reads them every SYNC_EVERY batches.
+            detached = loss.detach()
+            loss_sum += detached * y.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), b, first_bad)
+            seen += y.shape[0]
+            last = b == n_batches - 1
+            if (b + 1) % SYNC_EVERY == 0 or last:
+                bad = int(first_bad.item())
+                if bad >= 0:
+                    raise TinycnnError(
+                        f"loss is not finite in epoch {epoch + 1}, batch {bad + 1}, at learning rate "
+                        f"{lrs[bad - partial.batch]:.4g}; stopped, keeping the last good checkpoint "
+                        f"{self.paths.last} ({epoch} epochs done). Try a lower --lr (or max_lr)"
+                    )
+                if bar is not None:
+                    bar.update((b + 1) - bar.n)
+                    bar.set_postfix_str(f"loss={detached.item():.4f} acc={100.0 * correct.item() / seen:.2f}%")
+            if on_batch is not None:
+                on_batch(epoch, b)
+            if self._stop_requested and not last:
+                elapsed = partial.seconds + time.perf_counter() - start
+                done = _Partial(b + 1, float(loss_sum), int(correct), seen, elapsed, lrs)
+                save_checkpoint(self.paths.last, self._checkpoint_state(epoch, done, self.best_val))
+                self._stopped_at = b + 1
+                if bar is not None:
+                    bar.close()
+                return None
+        if not self.per_batch and scheduler is not None:
+            scheduler.step()
+        if bar is not None:
+            bar.close()
+        seconds = partial.seconds + time.perf_counter() - start
+        return {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / seen,
+            "train_acc": 100.0 * int(correct) / seen,
+            "lr": lrs[-1],
+            "lr_first": lrs[0],
+            "train_seconds": seconds,
+            "images_per_second": (seen - partial.seen) / max(time.perf_counter() - start, 1e-9),
+        }
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def format_epoch(row: dict, epochs: int) -> str:
+    parts = [
+        f"epoch {row['epoch']:>2}/{epochs}",
+        f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%",
+    ]
+    if "val_acc" in row:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%")
+    if "test_acc" in row:
+        parts.append(f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2f}%")
+    parts.append(f"lr {row['lr']:.3g}")
+    parts.append(f"{row['train_seconds']:.1f}s ({row['images_per_second']:,.0f} img/s) + eval {row['eval_seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def default_run_dir(config: TrainConfig, base: str | Path = "runs") -> Path:
+    return Path(base) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+def check_finite_config(config: TrainConfig) -> None:
+    for key, value in config.to_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TinycnnError(f"{key} = {value} is not a finite number")
