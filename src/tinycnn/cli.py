@@ -19,7 +19,14 @@ from tinycnn.errors import TinycnnError
 
 # (command name, module under tinycnn.commands). Order is the order of `tinycnn --help`.
 COMMANDS: list[tuple[str, str]] = [
+    ("train", "train"),
+    ("recipes", "recipes"),
+    ("check", "check"),
+    ("eval", "eval"),
     ("data", "data"),
+    ("models", "models"),
+    ("summary", "summary"),
+    ("backprop", "backprop"),
 ]
 
 

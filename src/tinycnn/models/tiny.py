@@ -1,0 +1,66 @@
+"""Our own compact designs for the Session 7 budget (99.4% in at most 15 epochs, under 8k params).
+
+    tinycnn summary tiny-4k
+
+Untested designs until a recipe has trained them over several seeds: no accuracy is claimed here.
+The recipe is the Session 7 one with less waste: conv -> BN -> ReLU -> Dropout blocks, one
+MaxPool once the receptive field reaches 6, narrow 3x3 convs without padding after it, global
+average pooling, then a bias-free 1x1 conv to 10 logits on the pooled vector (no FC bias, and
+36x fewer multiply-adds than the same 1x1 applied to the 6x6 map before the pool).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tinycnn.models.era import cbr, conv, seq
+from tinycnn.models.registry import register_model
+
+ORIGIN = "tinycnn (untested design)"
+
+
+def _head(cin: int) -> dict[str, nn.Module]:
+    return dict(gap=nn.AdaptiveAvgPool2d(1), head=conv(cin, 10, 1), flatten=nn.Flatten())
+
+
+@register_model(
+    "tiny-5k",
+    description="1->8->12 padded, MaxPool, 1x1 12->8, 3x3 8-10-10-12-12, GAP, 1x1 12->10",
+    origin=ORIGIN,
+)
+def tiny_5k(dropout: float = 0.05) -> nn.Sequential:
+    d = dropout
+    return seq(
+        c1=cbr(1, 8, 1, d), c2=cbr(8, 12, 1, d), pool=nn.MaxPool2d(2),  # 14x14, RF 6
+        t1=nn.Sequential(conv(12, 8, 1), nn.BatchNorm2d(8), nn.ReLU()),  # 1x1 transition
+        c3=cbr(8, 10, 0, d), c4=cbr(10, 10, 0, d), c5=cbr(10, 12, 0, d), c6=cbr(12, 12, 0, d),  # 6x6, RF 22
+        **_head(12),
+    )
+
+
+@register_model(
+    "tiny-4k",
+    description="8-ch padded pair, MaxPool, four 3x3 at 10 ch, GAP, 1x1 10->10",
+    origin=ORIGIN,
+)
+def tiny_4k(dropout: float = 0.05) -> nn.Sequential:
+    d = dropout
+    return seq(
+        c1=cbr(1, 8, 1, d), c2=cbr(8, 8, 1, d), pool=nn.MaxPool2d(2),  # 14x14, RF 6
+        c3=cbr(8, 10, 0, d), c4=cbr(10, 10, 0, d), c5=cbr(10, 10, 0, d), c6=cbr(10, 10, 0, d),  # 6x6, RF 22
+        **_head(10),
+    )
+
+
+@register_model(
+    "tiny-3k",
+    description="8 channels throughout: padded pair, MaxPool, four 3x3, GAP, 1x1 8->10",
+    origin=ORIGIN,
+)
+def tiny_3k(dropout: float = 0.05) -> nn.Sequential:
+    d = dropout
+    return seq(
+        c1=cbr(1, 8, 1, d), c2=cbr(8, 8, 1, d), pool=nn.MaxPool2d(2),  # 14x14, RF 6
+        c3=cbr(8, 8, 0, d), c4=cbr(8, 8, 0, d), c5=cbr(8, 8, 0, d), c6=cbr(8, 8, 0, d),  # 6x6, RF 22
+        **_head(8),
+    )
