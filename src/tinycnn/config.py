@@ -121,6 +121,8 @@ FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 def _coerce(key: str, value: Any, where: str) -> Any:
     """Check a recipe value against the field's type; ints are accepted where floats are."""
     kind = FIELD_TYPES[key]
+    if value is None and kind.endswith("| None"):
+        return None
     ok = {
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
