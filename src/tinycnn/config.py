@@ -75,6 +75,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast
     compile: bool = False  # torch.compile
     channels_last: bool = False
+    fast_dropout: bool = True  # cheap dropout masks (fast_dropout.py): same distribution, ~1.6x faster steps on CPU
     deterministic: bool = False  # deterministic algorithms; exact resume on the CPU
     threads: int = 0  # torch intra-op threads; 0 = torch's default
 

@@ -38,6 +38,7 @@ from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, read_toml, to_toml
 from tinycnn.errors import TinycnnError
+from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
 
 # How often (in batches) the host looks at device-side counters: the progress bar and
@@ -242,6 +243,8 @@ class Trainer:
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, **common) for name in ("val", "test") if name in splits}
 
         self.model = build_model(c).to(self.device)
+        if c.fast_dropout:
+            use_fast_dropout(self.model)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.facts = {**model_facts(self.model), "full_data": c.subset is None}

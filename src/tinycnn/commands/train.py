@@ -39,6 +39,7 @@ def add_arguments(parser):
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S, help="torch.compile the model")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S)
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=S, help="deterministic algorithms")
+    parser.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=S, help="cheap dropout masks (same distribution)")
     parser.add_argument("--threads", type=int, default=S, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--subset", type=int, default=S, help="train on N images (and test on <= N): a smoke run")
     parser.add_argument("--out", default=None, help="run directory (default: runs/<recipe>-<UTC time>)")
