@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("recipes", "recipes"),
     ("check", "check"),
     ("eval", "eval"),
+    ("reproduce", "reproduce"),
     ("data", "data"),
     ("models", "models"),
     ("summary", "summary"),

@@ -1,0 +1,39 @@
+import pytest
+
+from tinycnn.cli import main
+from tinycnn.reproduce import CLAIMS, collect, render_markdown
+from tinycnn.session import train_recipe
+
+
+def test_table_from_results_and_update(tmp_path, capsys):
+    results = tmp_path / "results"
+    train_recipe("era-s7-step6", {"subset": 300, "epochs": 1, "device": "cpu"}, seeds=[0, 1], out=results / "era-s7-step6", progress=False)
+    rows = collect(results)
+    assert [r["recipe"] for r in rows] == ["era-s7-step6"]
+    row = rows[0]
+    assert row["seeds"] == 2 and row["params"] == 6750 and row["claim"].best_acc == 99.50
+    table = render_markdown(rows)
+    assert "| era-s7-step6 |" in table and "ERA Session 7 write-up, step 6" in table and "0 of 2" in table
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- reproduction-table:begin -->\nold\n<!-- reproduction-table:end -->\noutro\n")
+    capsys.readouterr()
+    assert main(["reproduce", "--results", str(results), "--update", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old" not in text and "| era-s7-step6 |" in text and text.startswith("intro") and text.endswith("outro\n")
+
+
+def test_no_results_is_one_line(tmp_path, capsys):
+    assert main(["reproduce", "--results", str(tmp_path)]) == 1
+    assert "tinycnn reproduce --train" in capsys.readouterr().err
+
+
+def test_every_claim_has_a_recipe():
+    from tinycnn.recipes import list_recipes
+
+    assert set(CLAIMS) <= set(list_recipes())
+
+
+def test_unknown_recipe_with_train(tmp_path, capsys):
+    assert main(["reproduce", "--train", "--recipes", "tiny-5k", "--results", str(tmp_path)]) == 1
+    assert "not a write-up system" in capsys.readouterr().err
