@@ -19,11 +19,10 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinycnn.atomic import atomic_open, atomic_write_text
 from tinycnn.errors import TinycnnError
 
 # The defaults of the classic sheet: one knob per line.
@@ -210,22 +209,6 @@ def parse_setup(lrs: str, iterations: str, inputs: str, targets: str, weights: s
 
 # ---- files ------------------------------------------------------------------------------------
 
-def atomic_write(path: Path, write) -> Path:
-    """Call write(tmp_path) on a temporary file beside `path`, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_csv(path: Path, runs: dict[float, list[dict]]) -> Path:
     """One row per (lr, iteration), floats in full precision (repr)."""
     buf = io.StringIO()
@@ -235,10 +218,8 @@ def write_csv(path: Path, runs: dict[float, list[dict]]) -> Path:
         for row in rows:
             out.writerow([row["iteration"] if c == "iteration" else repr(float(row[c])) for c in COLUMNS])
 
-    def write(tmp):
-        with open(tmp, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-    return atomic_write(path, write)
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)
 
 
 def plot_error(path: Path, runs: dict[float, list[dict]]) -> Path:
@@ -257,7 +238,9 @@ def plot_error(path: Path, runs: dict[float, list[dict]]) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(title="learning rate")
     fig.tight_layout()
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format="png")
+    return Path(path)
 
 
 def explain(setup: Setup) -> str:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tinycnn.backprop import COLUMNS, DERIVATION, EXPRESSIONS, GRADS, WEIGHTS, Setup, atomic_write
+from tinycnn.atomic import atomic_open
+from tinycnn.backprop import COLUMNS, DERIVATION, EXPRESSIONS, GRADS, WEIGHTS, Setup
 
 PARAMS = ["i1", "i2", "t1", "t2"]
 PARAM_ROW = {name: 2 + k for k, name in enumerate([*PARAMS, *WEIGHTS])}  # rows on Parameters
@@ -152,4 +153,6 @@ def _fill_run_sheet(ws, lr_row: int, iterations: int, bold) -> None:
 
 def write_xlsx(path: Path, setup: Setup) -> Path:
     wb = build_workbook(setup)
-    return atomic_write(path, wb.save)
+    with atomic_open(path) as fh:
+        wb.save(fh)
+    return Path(path)
