@@ -28,6 +28,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("models", "models"),
     ("summary", "summary"),
     ("backprop", "backprop"),
+    ("report", "report"),
+    ("compare", "compare"),
+    ("experiment", "experiment"),
+    ("lr-find", "lr_find"),
+    ("lr-sweep", "lr_sweep"),
 ]
 
 
