@@ -93,7 +93,11 @@ def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, l
             print(f"seed {seed}: already finished in {seed_dir}")
             continue
         print(f"\n=== seed {seed} -> {seed_dir}")
-        Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
+        try:
+            Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
+        except KeyboardInterrupt:
+            print(f"to continue all seeds: tinycnn train --resume {run_dir}")
+            raise
     summary = summarize_seeds(dirs, config.spec, last_k)
     summary["recipe"] = config.name
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
