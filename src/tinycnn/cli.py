@@ -33,6 +33,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("experiment", "experiment"),
     ("lr-find", "lr_find"),
     ("lr-sweep", "lr_sweep"),
+    ("bench", "bench"),
 ]
 
 

@@ -45,6 +45,9 @@ from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
 # the non-finite-loss check. Between these points the step never waits for the device.
 SYNC_EVERY = 25
 
+# torch's own choice of intra-op threads (the physical cores), before anything changes it.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
 
 def select_device(name: str) -> torch.device:
     if name == "auto":
@@ -59,6 +62,13 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
     overrides = {} if config.dropout is None else {"dropout": config.dropout}
     return create_model(config.model, **overrides)
+
+
+def compile_model(model: torch.nn.Module, device: torch.device):
+    """torch.compile: on the CPU, fused C++ kernels (about 40 s to compile on 2 cores); on
+    CUDA also CUDA graphs (mode="reduce-overhead"), since a step of these small networks is
+    hundreds of short kernels whose launches would cost more than their work."""
+    return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -224,13 +234,15 @@ class Trainer:
 
     def _setup(self):
         c = self.config
-        if c.threads:
-            torch.set_num_threads(c.threads)
         if c.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=False)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.device = select_device(c.device)
+        # torch's default (the physical cores) is fastest on a machine of one's own; on a
+        # machine shared with other jobs, --threads 1 can be several times faster
+        # (docs/benchmarks.md). Always set, so a second run in one process starts the same.
+        torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         torch.manual_seed(c.seed)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
         mean, std = NORMALIZATION[c.dataset]
@@ -248,7 +260,8 @@ class Trainer:
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.facts = {**model_facts(self.model), "full_data": c.subset is None}
-        self.step_model = torch.compile(self.model) if c.compile else self.model
+        self.step_model = compile_model(self.model, self.device) if c.compile else self.model
+        self.cuda_graphs = c.compile and self.device.type == "cuda"
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.train_loader))
 
@@ -382,6 +395,8 @@ class Trainer:
         for b in range(partial.batch, n_batches):
             x, y = next(batches)
             lrs.append(optimizer.param_groups[0]["lr"])
+            if self.cuda_graphs:  # a new training step: the graphs' output buffers may be reused
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast(device, c.amp):
                 logits = step_model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)

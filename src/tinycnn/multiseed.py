@@ -1,0 +1,271 @@
+"""Several seeds of one model trained as one network: S copies stacked along the channel axis.
+
+    from tinycnn.multiseed import stack_models, unstack_state
+    stacked = stack_models([model_seed0, model_seed1])     # same architecture, own weights
+    logits = stacked(torch.cat([x0, x1], dim=1))           # (B, 2 * n_logits)
+    weights_of_seed1 = unstack_state(stacked.state_dict(), 2, 1)
+
+Seed s owns channel group s of every layer: a Conv2d becomes one grouped convolution
+(groups multiplied by S), a BatchNorm has S times the channels (statistics are per channel,
+so each seed's are exactly its own), a Linear becomes a batched matrix product, and
+element-wise or per-channel layers (ReLU, pooling, Flatten) are shared as they are. Each
+seed's images go in its own input channel, so every seed keeps its own batch order and
+augmentation. Dropout draws each seed's mask from that seed's own generator, with the
+shapes and calls of a separate run, so that a stacked run and S separate runs draw the same
+masks. The optimiser works element by element (SGD, Adam), so one optimiser over the
+stacked parameters is S optimisers.
+
+Equivalence with separate runs is checked in tests/test_bench.py; the speed is in
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinycnn.errors import TinycnnError
+from tinycnn.fast_dropout import FastDropout
+
+# Layers that act on each channel (or element) alone: shared as they are.
+PER_CHANNEL = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
+    nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
+)
+
+
+class StackedLinear(nn.Module):
+    """S Linear layers on (B, S * in) -> (B, S * out); weight (S * out, in) so that seed s's
+    rows are a contiguous block, like a convolution's output channels."""
+
+    def __init__(self, layers: list[nn.Linear]):
+        super().__init__()
+        self.s, self.out_features, self.in_features = len(layers), layers[0].out_features, layers[0].in_features
+        self.weight = nn.Parameter(torch.cat([m.weight.detach() for m in layers]))
+        self.bias = nn.Parameter(torch.cat([m.bias.detach() for m in layers])) if layers[0].bias is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        w = self.weight.view(self.s, self.out_features, self.in_features)
+        y = torch.bmm(x.reshape(b, self.s, self.in_features).transpose(0, 1), w.transpose(1, 2))  # (S, B, out)
+        if self.bias is not None:
+            y = y + self.bias.view(self.s, 1, self.out_features)
+        return y.transpose(0, 1).reshape(b, self.s * self.out_features)
+
+
+class StackedDropout(nn.Module):
+    """Dropout (element-wise or whole channels) with one generator per seed.
+
+    Seed s's mask is drawn from generators[s] with the shape and the call of the layer it
+    replaces (FastDropout, nn.Dropout or nn.Dropout2d), so it is the mask a separate run
+    with that seed's generator state would draw."""
+
+    def __init__(self, layer: nn.Module, generators: list[torch.Generator]):
+        super().__init__()
+        self.p, self.generators = layer.p, generators
+        self.kind = "fast" if isinstance(layer, FastDropout) else "2d" if isinstance(layer, nn.Dropout2d) else "plain"
+
+    def _mask(self, shape, like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        keep = 1.0 - self.p
+        if self.kind == "fast":
+            n = 1
+            for d in shape:
+                n *= d
+            words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device, generator=g)
+            u16 = words.view(torch.int16)[:n].view(shape)
+            return (u16 < round(keep * 65536) - 32768).to(like.dtype) * (65536 / round(keep * 65536))
+        if self.kind == "2d":
+            shape = (shape[0], shape[1]) + (1,) * (len(shape) - 2)
+            return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep, generator=g).div_(keep)
+        # torch draws into empty_like(input): in the input's memory order.
+        nhwc = like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
+        noise = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+        return noise.bernoulli_(keep, generator=g).div_(keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        s = len(self.generators)
+        shape = (x.shape[0], x.shape[1] // s, *x.shape[2:])
+        mask = torch.cat([self._mask(shape, x, g) for g in self.generators], dim=1)
+        return x * mask
+
+
+def _stack_leaf(layers: list[nn.Module], generators) -> nn.Module:
+    first, s = layers[0], len(layers)
+    if type(first) is nn.Conv2d:
+        if first.padding_mode != "zeros":
+            raise TinycnnError(f"cannot stack {first}: padding_mode {first.padding_mode!r}")
+        conv = nn.Conv2d(
+            first.in_channels * s, first.out_channels * s, first.kernel_size, stride=first.stride,
+            padding=first.padding, dilation=first.dilation, groups=first.groups * s, bias=first.bias is not None,
+            device=first.weight.device, dtype=first.weight.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(torch.cat([m.weight for m in layers]))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.cat([m.bias for m in layers]))
+        return conv
+    if type(first) in (nn.BatchNorm2d, nn.BatchNorm1d):
+        like = next(iter(first.state_dict().values()))
+        bn = type(first)(first.num_features * s, eps=first.eps, momentum=first.momentum, affine=first.affine,
+                         track_running_stats=first.track_running_stats, device=like.device, dtype=first.weight.dtype if first.affine else like.dtype)
+        states = [m.state_dict() for m in layers]
+        bn.load_state_dict({k: (v if v.dim() == 0 else torch.cat([st[k] for st in states])) for k, v in states[0].items()})
+        return bn
+    if type(first) is nn.Linear:
+        return StackedLinear(layers)
+    if type(first) is nn.Flatten:
+        if first.start_dim != 1 or first.end_dim != -1:
+            raise TinycnnError(f"cannot stack {first}: only Flatten(1, -1)")
+        return copy.deepcopy(first)
+    if type(first) in (FastDropout, nn.Dropout, nn.Dropout2d):
+        return StackedDropout(first, generators)
+    if isinstance(first, PER_CHANNEL):
+        return copy.deepcopy(first)
+    raise TinycnnError(f"cannot train seeds stacked: no stacked form of {type(first).__name__}")
+
+
+def stack_models(models: list[nn.Module], generators: list[torch.Generator] | None = None) -> nn.Module:
+    """One network holding the S models (same architecture) as channel groups.
+
+    generators[s] draws seed s's dropout masks (default: fresh generators seeded 0..S-1).
+    The module names are those of the models, so state-dict keys match theirs."""
+    if not models:
+        raise TinycnnError("nothing to stack")
+    if generators is None:
+        generators = [torch.Generator().manual_seed(s) for s in range(len(models))]
+    if len(generators) != len(models):
+        raise TinycnnError("one generator per model is needed")
+    return _stack(models, generators)
+
+
+def _stack(models: list[nn.Module], generators) -> nn.Module:
+    first = models[0]
+    children = [dict(m.named_children()) for m in models]
+    if not children[0]:
+        return _stack_leaf(models, generators)
+    if type(first) is not nn.Sequential:
+        raise TinycnnError(f"cannot train seeds stacked: {type(first).__name__} is not an nn.Sequential of layers")
+    if any(c.keys() != children[0].keys() for c in children):
+        raise TinycnnError("stacked models must have the same architecture")
+    out = nn.Sequential()
+    for name in children[0]:
+        out.add_module(name, _stack([c[name] for c in children], generators))
+    out.train(first.training)
+    return out
+
+
+def unstack_tensor(value: torch.Tensor, s: int, i: int) -> torch.Tensor:
+    """Seed i's part of a stacked tensor (a 0-d tensor, such as a BN counter, is shared)."""
+    if value.dim() == 0:
+        return value.clone()
+    return value.chunk(s, dim=0)[i].clone()
+
+
+def unstack_state(state: dict, s: int, i: int) -> dict:
+    """Seed i's state dict, in the layout of the original model."""
+    return {k: unstack_tensor(v, s, i) for k, v in state.items()}
+
+
+def stacked_input(batches: list[torch.Tensor]) -> torch.Tensor:
+    """S batches of (B, 1, H, W) -> (B, S, H, W): seed s's images in channel s."""
+    return torch.cat(batches, dim=1)
+
+
+def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, s: int, label_smoothing: float = 0.0) -> torch.Tensor:
+    """logits (B, S * K), y (B, S) -> (S,): each seed's mean cross-entropy over its batch."""
+    b = logits.shape[0]
+    k = logits.shape[1] // s
+    if logits.dtype not in (torch.float32, torch.float64):  # autocast: the loss in float32, as Trainer
+        logits = logits.float()
+    losses = F.cross_entropy(logits.view(b * s, k), y.reshape(b * s), reduction="none", label_smoothing=label_smoothing)
+    return losses.view(b, s).mean(0)
+
+
+class StackedRun:
+    """S seeds of one TrainConfig trained together, set up as S Trainers would be.
+
+    Seed s's model is built after torch.manual_seed(s), as Trainer does, and its dropout
+    generator continues from there; its batches come from its own BatchLoader (order and
+    augmentation seeded by (s, epoch)). `epoch(e)` runs the Trainer's step on the stacked
+    network; `state(i)` is seed i's model state dict in the original layout.
+    """
+
+    def __init__(self, config, seeds: list[int]):
+        from tinycnn.fast_dropout import use_fast_dropout
+        from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
+        from tinycnn.train import build_model, build_optimizer, build_scheduler, compile_model, TORCH_DEFAULT_THREADS, select_device
+
+        c = self.config = config.validate()
+        if len(set(seeds)) != len(seeds) or not seeds:
+            raise TinycnnError("StackedRun needs distinct seeds")
+        self.seeds, self.device = list(seeds), select_device(c.device)
+        if c.threads or self.device.type == "cpu":
+            torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
+        splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
+        mean, std = NORMALIZATION[c.dataset]
+        augment = Augment(rotation=c.rotation, translate=c.translate, scale=tuple(c.scale), shear=c.shear,
+                          erasing=c.erasing, interpolation=c.interpolation)
+        self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
+        models, generators = [], []
+        for s in seeds:
+            torch.manual_seed(s)
+            model = build_model(c)
+            if c.fast_dropout:
+                use_fast_dropout(model)
+            models.append(model.to(self.device))
+            g = torch.Generator(device=self.device)
+            if self.device.type == "cpu":
+                g.set_state(torch.get_rng_state())
+            else:  # masks come from the device's generator, which torch.manual_seed(s) set to
+                g.manual_seed(s)  # offset 0 (the initialisation used the CPU's); untested on a GPU
+            generators.append(g)
+        self.model = stack_models(models, generators)
+        if c.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.step_model = compile_model(self.model, self.device) if c.compile else self.model
+        self.cuda_graphs = c.compile and self.device.type == "cuda"
+        self.optimizer = build_optimizer(c, self.model)
+        self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
+
+    def epoch(self, epoch: int, max_batches: int | None = None) -> dict:
+        """One epoch (or its first max_batches) of every seed; per-seed mean loss and accuracy."""
+        from tinycnn.train import autocast
+
+        c, s = self.config, len(self.seeds)
+        self.model.train()
+        streams = [loader.epoch(epoch) for loader in self.loaders]
+        n = len(self.loaders[0]) if max_batches is None else min(max_batches, len(self.loaders[0]))
+        loss_sum = torch.zeros(s, device=self.device)
+        correct = torch.zeros(s, device=self.device, dtype=torch.long)
+        seen = 0
+        for _ in range(n):
+            pairs = [next(stream) for stream in streams]
+            x = stacked_input([p[0] for p in pairs])
+            if c.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = torch.stack([p[1] for p in pairs], 1)  # (B, S)
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            with autocast(self.device, c.amp):
+                logits = self.step_model(x)
+            losses = per_seed_loss(logits, y, s, c.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            self.optimizer.step()
+            if self.per_batch:
+                self.scheduler.step()
+            loss_sum += losses.detach() * y.shape[0]
+            correct += (logits.detach().view(y.shape[0], s, -1).argmax(2) == y).sum(0)
+            seen += y.shape[0]
+        if not self.per_batch and self.scheduler is not None:
+            self.scheduler.step()
+        return {"train_loss": (loss_sum / seen).tolist(), "train_acc": (100.0 * correct / seen).tolist(), "images": seen * s}
+
+    def state(self, i: int) -> dict:
+        return unstack_state(self.model.state_dict(), len(self.seeds), i)

@@ -1,0 +1,197 @@
+"""`tinycnn bench` at toy sizes, the speed settings against the plain path, and stacked seeds
+against separate runs. No timing is asserted: a test only checks that results agree."""
+
+import copy
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinycnn.bench import parse_assignments, run_bench, time_to_accuracy
+from tinycnn.cli import main
+from tinycnn.config import TrainConfig
+from tinycnn.errors import TinycnnError
+from tinycnn.fast_dropout import use_fast_dropout
+from tinycnn.models import create_model
+from tinycnn.multiseed import StackedRun, per_seed_loss, stack_models, stacked_input, unstack_state
+from tinycnn.train import Trainer, _Partial
+
+
+def _quiet(_):
+    pass
+
+
+# ---------------------------------------------------------------- the benchmark itself
+
+
+def test_seed_pipeline_against_trainer_runs_and_reports(capsys):
+    pytest.importorskip("torchvision")
+    args = ["--model", "era-s7-6750", "--images", "128", "--rounds", "2", "--workers", "0", "--device", "cpu"]
+    code = main(["bench", *args, "--b", "compile=false"])  # compiling takes longer than the whole test
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "seed pipeline" in out and "tinycnn Trainer" in out and "B/A = " in out and "peak RSS A" in out
+    assert out.count("\n    1 ") == 1 and out.count("\n    2 ") == 1  # one line per round
+
+
+def test_lever_and_eval_modes():
+    lines = []
+    a, b = run_bench(
+        model="era-s7-6750", images=128, rounds=1, device="cpu", a={"sgd": "loop", "compile": False}, b={"channels_last": True, "compile": False}, log=lines.append
+    )
+    assert len(a.rates) == len(b.rates) == 1 and a.rates[0] > 0 and b.rates[0] > 0
+    assert "sgd=loop" in a.label and "channels_last=True" in b.label
+    a, b = run_bench(model="era-s7-6750", images=128, rounds=1, device="cpu", measure="eval", a={"eval_batch_size": 500, "compile": False}, b={"compile": False}, log=_quiet)
+    assert a.rates[0] > 0 and b.rates[0] > 0
+
+
+def test_stacked_seeds_mode():
+    a, b = run_bench(model="era-s7-6750", batch_size=64, images=128, rounds=1, device="cpu", seeds=2, b={"compile": False}, log=_quiet)
+    assert "2 separate runs" in a.label and "stacked" in b.label
+
+
+def test_settings_parse_and_errors():
+    assert parse_assignments(["channels_last=true", "threads=1", "interpolation=bilinear", "sgd=fused"]) == {
+        "channels_last": True, "threads": 1, "interpolation": "bilinear", "sgd": "fused",
+    }
+    with pytest.raises(TinycnnError, match="KEY=VALUE"):
+        parse_assignments(["channels_last"])
+    with pytest.raises(TinycnnError, match="unknown key 'chanels_last'"):
+        run_bench(images=128, rounds=1, device="cpu", a={}, b={"chanels_last": True}, log=_quiet)
+    with pytest.raises(TinycnnError, match="at least one batch"):
+        run_bench(images=10, device="cpu", a={}, log=_quiet)
+
+
+def test_time_to_accuracy_needs_the_target_held_to_the_end():
+    rows = [{"test_acc": a, "train_seconds": 10.0, "eval_seconds": 1.0} for a in (98.0, 99.41, 99.3, 99.45, 99.5)]
+    r = time_to_accuracy(rows, 99.4)
+    assert r["epoch"] == 4 and r["seconds"] == pytest.approx(44.0) and r["final_test_acc"] == 99.5
+    assert time_to_accuracy(rows[:3], 99.4) is None
+
+
+# ---------------------------------------------------------------- speed settings keep the results
+
+
+def _curve(tmp_path, name, **kw):
+    """Per-epoch train loss and the final weights of a short fixed-seed run."""
+    base = dict(model="era-s7-6750", subset=256, epochs=2, batch_size=64, eval_batch_size=256, rotation=10.0, device="cpu", seed=3)
+    config = TrainConfig(**{**base, **kw})
+    trainer = Trainer(config, tmp_path / name, progress=False, log=_quiet)
+    result = trainer.fit()
+    return [m["train_loss"] for m in result.metrics], trainer.model.state_dict()
+
+
+def _close(a, b, loss_tol, weight_tol):
+    (la, wa), (lb, wb) = a, b
+    assert la == pytest.approx(lb, abs=loss_tol)
+    for key in wa:
+        torch.testing.assert_close(wa[key].float(), wb[key].float(), rtol=0, atol=weight_tol, msg=key)
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "kw, loss_tol",
+    [
+        # Float rounding only: another summation order.
+        (dict(threads=2), 1e-4),
+        # torch's CPU BatchNorm in channels_last computes training statistics less precisely
+        # (about 1e-3 off a float64 reference, where NCHW is 1e-6 off): a wider bound.
+        (dict(channels_last=True), 5e-3),
+    ],
+)
+def test_fp32_speed_settings_give_the_same_loss_curve(tmp_path, kw, loss_tol):
+    plain = _curve(tmp_path, "plain", threads=1)
+    fast = _curve(tmp_path, "fast", **{"threads": 1, **kw})
+    _close(plain, fast, loss_tol=loss_tol, weight_tol=20 * loss_tol)
+
+
+@pytest.mark.skipif(not os.environ.get("TINYCNN_TEST_COMPILE"), reason="compiling takes 40 s on 2 cores; set TINYCNN_TEST_COMPILE=1")
+def test_compiled_step_gives_the_same_loss_curve(tmp_path):
+    # Without dropout: compiled code draws its random numbers differently (same distribution).
+    plain = _curve(tmp_path, "plain", threads=1, dropout=0.0)
+    compiled = _curve(tmp_path, "compiled", threads=1, dropout=0.0, compile=True)
+    _close(plain, compiled, loss_tol=1e-4, weight_tol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["foreach", "fused"])
+def test_sgd_implementations_agree(kind):
+    torch.manual_seed(0)
+    a = create_model("era-s7-6750")
+    b = copy.deepcopy(a)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.05, momentum=0.9, foreach=False)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.9, **{kind: True})
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    for _ in range(3):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            F.cross_entropy(model.eval()(x), y).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- stacked seeds
+
+
+@pytest.mark.parametrize("name", ["era-s7-6750", "era-s6-15938", "era-s6-19712"])
+def test_stacked_seeds_are_separate_models_exactly_in_float64(name):
+    """Same gradients and same updates, seed by seed, with dropout masks included."""
+    s = 2
+    models, generators = [], []
+    for seed in range(s):
+        torch.manual_seed(seed)
+        model = create_model(name)
+        if name == "era-s7-6750":
+            use_fast_dropout(model)
+        models.append(model.double())
+        generators.append(torch.Generator().set_state(torch.get_rng_state()))
+    stacked = stack_models(copy.deepcopy(models), generators)
+    xs = [torch.randn(3, 4, 1, 28, 28, dtype=torch.float64) for _ in range(s)]
+    ys = [torch.randint(0, 10, (3, 4)) for _ in range(s)]
+    opt = torch.optim.SGD(stacked.parameters(), lr=0.05, momentum=0.9)
+    for i in range(3):
+        losses = per_seed_loss(stacked(stacked_input([x[i] for x in xs])), torch.stack([y[i] for y in ys], 1), s)
+        opt.zero_grad()
+        losses.sum().backward()
+        opt.step()
+    for seed, model in enumerate(models):
+        torch.manual_seed(seed)
+        create_model(name)  # the same draws as at set-up, so dropout continues from the same state
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for i in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(xs[seed][i]), ys[seed][i]).backward()
+            opt.step()
+        mine, theirs = unstack_state(stacked.state_dict(), s, seed), model.state_dict()
+        assert mine.keys() == theirs.keys()
+        for key in theirs:
+            torch.testing.assert_close(mine[key], theirs[key], rtol=0, atol=1e-10, msg=key)
+
+
+@pytest.mark.parametrize("name", ["era-s7-6750", "era-s6-15938"])
+def test_stacked_run_matches_two_trainer_runs(tmp_path, name):
+    """The real thing in float32: StackedRun against Trainer's own epoch, seeds 0 and 1."""
+    config = TrainConfig(model=name, subset=128, batch_size=32, rotation=15.0, epochs=1, lr=0.01, device="cpu", threads=1)
+    run = StackedRun(config, [0, 1])
+    stacked = run.epoch(0)
+    for i, seed in enumerate((0, 1)):
+        trainer = Trainer(TrainConfig(**{**config.to_dict(), "seed": seed}), tmp_path / str(seed), progress=False, log=_quiet)
+        trainer._setup()
+        row = trainer._train_epoch(0, _Partial(), None)
+        assert stacked["train_loss"][i] == pytest.approx(row["train_loss"], abs=1e-5)
+        assert stacked["train_acc"][i] == pytest.approx(row["train_acc"])
+        mine, theirs = run.state(i), trainer.model.state_dict()
+        for key in theirs:
+            torch.testing.assert_close(mine[key].float(), theirs[key].float(), rtol=0, atol=1e-4, msg=key)
+
+
+def test_unstackable_model_is_one_line_error():
+    with pytest.raises(TinycnnError, match="no stacked form of Conv1d"):
+        stack_models([torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3))] * 2)
