@@ -261,3 +261,10 @@ def test_config_round_trip():
         p = pathlib.Path(d) / "c.toml"
         p.write_text(to_toml(config.to_dict()))
         assert config_from_dict(read_toml(p)) == config
+
+
+def test_unknown_model_fails_before_anything_is_written(tmp_path, capsys):
+    assert main(["train", "--model", "era-s7-675", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "did you mean era-s7-6750" in captured.err
+    assert not (tmp_path / "r").exists()

@@ -12,6 +12,7 @@ from tinycnn.atomic import atomic_write_text
 from tinycnn.check import evaluate_spec, load_spec, render
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.errors import TinycnnError
+from tinycnn.models import model_info
 from tinycnn.recipes import load_recipe
 from tinycnn.stats import render_summary, summarize_seeds
 from tinycnn.train import Trainer, default_run_dir, read_config, read_metrics, read_run
@@ -68,6 +69,7 @@ def verdict(run_dir: Path, config: TrainConfig, last_k: int | None = None) -> bo
 
 def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None) -> int:
     config = load_recipe(recipe, **overrides)
+    model_info(config.model)  # an unknown model fails here, before anything is printed or written
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
