@@ -1,5 +1,3 @@
-import pytest
-
 from tinycnn.cli import main
 from tinycnn.reproduce import CLAIMS, collect, render_markdown
 from tinycnn.session import train_recipe

@@ -18,7 +18,6 @@ generator seeded by (seed, epoch). Resuming therefore continues exactly, and wit
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import signal
@@ -477,9 +476,3 @@ def format_epoch(row: dict, epochs: int) -> str:
 
 def default_run_dir(config: TrainConfig, base: str | Path = "runs") -> Path:
     return Path(base) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-
-
-def check_finite_config(config: TrainConfig) -> None:
-    for key, value in config.to_dict().items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise TinycnnError(f"{key} = {value} is not a finite number")
