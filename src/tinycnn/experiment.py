@@ -434,7 +434,7 @@ def _result_lines(f: dict) -> list[str]:
             f"{c['name']}: {' / '.join(c['measured'])}, needs {c['required']}" + ("" if n == 1 else f" (passes in {c['passed']} of {n} seeds)")
             for c in failed
         )
-        budget = ("fails" if n == 1 else f"{f['passing']} of {n} seeds meet it") + f"; short on {said}"
+        budget = ("fails" if n == 1 else f"{f['passing']} of {n} seeds meet it") + f"; failing: {said}"
     return [
         f"- Parameters: {f['params']:,} (model `{f['model']}`)",
         f"- Best training accuracy: {fmt_spread(f['best_train'])}",
