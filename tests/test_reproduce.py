@@ -35,3 +35,23 @@ def test_every_claim_has_a_recipe():
 def test_unknown_recipe_with_train(tmp_path, capsys):
     assert main(["reproduce", "--train", "--recipes", "tiny-5k", "--results", str(tmp_path)]) == 1
     assert "not a write-up system" in capsys.readouterr().err
+
+
+def test_target_column_counts_accuracy_not_the_parameter_budget(tmp_path):
+    import json
+
+    from tinycnn.config import to_toml
+    from tinycnn.recipes import load_recipe
+
+    run_dir = tmp_path / "era-s7-step5"
+    config = load_recipe("era-s7-step5")
+    (run_dir / "seed-0").mkdir(parents=True)
+    (run_dir / "config.toml").write_text(to_toml(config.to_dict()))
+    (run_dir / "seed-0" / "config.toml").write_text(to_toml(config.to_dict()))
+    accs = [99.0] * 12 + [99.41, 99.5, 99.45]
+    lines = [json.dumps({"epoch": i + 1, "train_acc": 99.0, "test_acc": a, "train_seconds": 20.0, "eval_seconds": 1.0}) for i, a in enumerate(accs)]
+    (run_dir / "seed-0" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    run = {"seed": 0, "params": 8172, "status": "finished", "has_batchnorm": True, "has_dropout": True, "has_gap": True, "has_linear": False, "full_data": True}
+    (run_dir / "seed-0" / "run.json").write_text(json.dumps(run))
+    (row,) = collect(tmp_path)
+    assert row["passing"] == 1 and row["min_last3"] == 99.41  # 8,172 >= 8,000 fails the budget, not the accuracy target

@@ -72,7 +72,12 @@ def recipe_row(recipe: str, run_dir: Path) -> dict | None:
         "min_last3": min(s["min_last_k_test_acc"] for s in seeds),
         "best_mean": statistics.fmean(best),
         "best_max": max(best),
-        "passing": sum(s["passes"] for s in seeds),
+        # The write-ups' own target is the accuracy (the parameter budget is shown beside it):
+        # 99.4% in each of the last 3 epochs for Session 7, in the final epoch for Session 6.
+        "passing": sum(
+            (s["min_last_k_test_acc"] if spec.get("last_k", 1) > 1 else s["final_test_acc"]) >= spec["accuracy_at_least"]
+            for s in seeds
+        ),
         "seconds_per_epoch": statistics.median(s["seconds_per_epoch"] for s in seeds),
         "device": read_run(run_dir / f"seed-{seeds[0]['seed']}").get("device_name", ""),
     }
@@ -93,7 +98,7 @@ def render_markdown(rows: list[dict]) -> str:
     head = (
         "| system | write-up | model | params (ours / theirs) | epochs | theirs: reported | "
         "ours: final epoch, mean ± std | ours: min over seeds of last-3 min | ours: best epoch, mean (max) | "
-        "seeds meeting the target | s / epoch |\n"
+        "seeds meeting the accuracy target | s / epoch |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
