@@ -89,6 +89,16 @@ def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | 
     return out
 
 
+def check_run(run_dir: Path, spec: dict, last_k: int | None = None) -> tuple[list[Criterion], dict, list[dict]]:
+    """(criteria, facts from run.json, metrics per epoch) of a run directory, read from its files."""
+    from tinycnn.train import read_metrics, read_run
+
+    metrics = read_metrics(run_dir)
+    facts = {**read_run(run_dir), "epochs": len(metrics)}
+    test = [m["test_acc"] for m in metrics if "test_acc" in m]
+    return evaluate_spec(spec, facts, test, last_k), facts, metrics
+
+
 def _yes(flag) -> str:
     return "yes" if flag else "no"
 

@@ -9,13 +9,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from tinycnn.atomic import atomic_write_text
-from tinycnn.check import evaluate_spec, load_spec, render
+from tinycnn.check import check_run, load_spec, render
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.errors import TinycnnError
 from tinycnn.models import model_info
 from tinycnn.recipes import load_recipe
 from tinycnn.stats import render_summary, summarize_seeds
-from tinycnn.train import Trainer, default_run_dir, read_config, read_metrics, read_run
+from tinycnn.train import Trainer, default_run_dir, read_config, read_run
 
 OVERRIDABLE = {f.name for f in fields(TrainConfig)} - {"name", "description", "source"}
 SEEDS_FILE = "seeds.json"
@@ -57,11 +57,9 @@ def verdict(run_dir: Path, config: TrainConfig, last_k: int | None = None) -> bo
     """Print parameters, the last K test accuracies and the budget check; True if it passes."""
     spec = load_spec(config.spec)
     k = last_k or spec.get("last_k", 1)
-    metrics = read_metrics(run_dir)
-    facts = {**read_run(run_dir), "epochs": len(metrics)}
+    criteria, facts, metrics = check_run(run_dir, spec, k)
     test = [m["test_acc"] for m in metrics]
     print(f"\n{config.model}: {facts['params']:,} parameters; test accuracy of the last {k} epochs: " + ", ".join(f"{a:.2f}%" for a in test[-k:]))
-    criteria = evaluate_spec(spec, facts, test, k)
     print(render(criteria, f"budget {spec['name']} ({spec.get('description', '')}):"))
     print(f"run directory: {run_dir}")
     return all(c.passed for c in criteria)

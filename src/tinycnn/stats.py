@@ -6,19 +6,14 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tinycnn.check import evaluate_spec, load_spec
+from tinycnn.check import check_run, load_spec
 
 
 def run_outcome(run_dir: Path, spec: dict, last_k: int | None = None) -> dict:
     """One run's numbers and verdict, from its files."""
-    from tinycnn.train import read_metrics, read_run
-
-    run = read_run(run_dir)
-    metrics = read_metrics(run_dir)
     k = last_k or spec.get("last_k", 1)
+    criteria, run, metrics = check_run(run_dir, spec, k)
     test = [m["test_acc"] for m in metrics if "test_acc" in m]
-    facts = {**run, "epochs": len(metrics)}
-    criteria = evaluate_spec(spec, facts, test, k)
     return {
         "run_dir": str(run_dir),
         "seed": run.get("seed"),

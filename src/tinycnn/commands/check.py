@@ -12,9 +12,9 @@ def add_arguments(parser):
 def run(args):
     from pathlib import Path
 
-    from tinycnn.check import evaluate_spec, load_spec, render
+    from tinycnn.check import check_run, load_spec, render
     from tinycnn.errors import TinycnnError
-    from tinycnn.train import read_config, read_metrics, read_run
+    from tinycnn.train import read_config
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -27,8 +27,6 @@ def run(args):
         print(render_summary(summary))
         return 0 if summary["passing_seeds"] == summary["seeds"] else 1
     spec = load_spec(args.spec or read_config(run_dir).spec)
-    metrics = read_metrics(run_dir)
-    facts = {**read_run(run_dir), "epochs": len(metrics)}
-    criteria = evaluate_spec(spec, facts, [m["test_acc"] for m in metrics], args.last)
+    criteria, _, _ = check_run(run_dir, spec, args.last)
     print(render(criteria, f"{run_dir}: budget {spec['name']}"))
     return 0 if all(c.passed for c in criteria) else 1
