@@ -55,3 +55,8 @@ def test_target_column_counts_accuracy_not_the_parameter_budget(tmp_path):
     (run_dir / "seed-0" / "run.json").write_text(json.dumps(run))
     (row,) = collect(tmp_path)
     assert row["passing"] == 1 and row["min_last3"] == 99.41  # 8,172 >= 8,000 fails the budget, not the accuracy target
+    assert "| 21 |" in render_markdown([row])  # eager epochs: no mark
+
+    config.compile = True
+    (run_dir / "config.toml").write_text(to_toml(config.to_dict()))
+    assert "| 21 (compiled) |" in render_markdown(collect(tmp_path))

@@ -79,6 +79,7 @@ def recipe_row(recipe: str, run_dir: Path) -> dict | None:
             for s in seeds
         ),
         "seconds_per_epoch": statistics.median(s["seconds_per_epoch"] for s in seeds),
+        "compiled": config.compile,  # torch.compile: same fp32 arithmetic, faster epochs
         "device": read_run(run_dir / f"seed-{seeds[0]['seed']}").get("device_name", ""),
     }
 
@@ -111,6 +112,6 @@ def render_markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['recipe']} | {doc} | {r['model']} | {r['params']:,} / {theirs} | {r['epochs']} | {c.reported} | "
             f"{mean:.2f} ± {std:.2f} | {r['min_last3']:.2f} | {r['best_mean']:.2f} ({r['best_max']:.2f}) | "
-            f"{r['passing']} of {r['seeds']} ({target}) | {r['seconds_per_epoch']:.0f} |"
+            f"{r['passing']} of {r['seeds']} ({target}) | {r['seconds_per_epoch']:.0f}{' (compiled)' if r['compiled'] else ''} |"
         )
     return head + "\n".join(lines) + "\n"
