@@ -1,3 +1,5 @@
+import pytest
+
 from tinycnn.cli import main
 from tinycnn.reproduce import CLAIMS, collect, render_markdown
 from tinycnn.session import train_recipe
@@ -37,22 +39,28 @@ def test_unknown_recipe_with_train(tmp_path, capsys):
     assert "not a write-up system" in capsys.readouterr().err
 
 
-def test_target_column_counts_accuracy_not_the_parameter_budget(tmp_path):
+def _write_finished_run(results, recipe, accs, params):
     import json
 
     from tinycnn.config import to_toml
     from tinycnn.recipes import load_recipe
 
-    run_dir = tmp_path / "era-s7-step5"
-    config = load_recipe("era-s7-step5")
+    run_dir = results / recipe
+    config = load_recipe(recipe)
     (run_dir / "seed-0").mkdir(parents=True)
     (run_dir / "config.toml").write_text(to_toml(config.to_dict()))
     (run_dir / "seed-0" / "config.toml").write_text(to_toml(config.to_dict()))
-    accs = [99.0] * 12 + [99.41, 99.5, 99.45]
     lines = [json.dumps({"epoch": i + 1, "train_acc": 99.0, "test_acc": a, "train_seconds": 20.0, "eval_seconds": 1.0}) for i, a in enumerate(accs)]
     (run_dir / "seed-0" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    run = {"seed": 0, "params": 8172, "status": "finished", "has_batchnorm": True, "has_dropout": True, "has_gap": True, "has_linear": False, "full_data": True}
+    run = {"seed": 0, "params": params, "status": "finished", "has_batchnorm": True, "has_dropout": True, "has_gap": True, "has_linear": False, "full_data": True}
     (run_dir / "seed-0" / "run.json").write_text(json.dumps(run))
+    return run_dir, config
+
+
+def test_target_column_counts_accuracy_not_the_parameter_budget(tmp_path):
+    from tinycnn.config import to_toml
+
+    run_dir, config = _write_finished_run(tmp_path, "era-s7-step5", [99.0] * 12 + [99.41, 99.5, 99.45], 8172)
     (row,) = collect(tmp_path)
     assert row["passing"] == 1 and row["min_last3"] == 99.41  # 8,172 >= 8,000 fails the budget, not the accuracy target
     assert "| 21 |" in render_markdown([row])  # eager epochs: no mark
@@ -60,3 +68,10 @@ def test_target_column_counts_accuracy_not_the_parameter_budget(tmp_path):
     config.compile = True
     (run_dir / "config.toml").write_text(to_toml(config.to_dict()))
     assert "| 21 (compiled) |" in render_markdown(collect(tmp_path))
+
+
+@pytest.mark.parametrize("last3, passing", [([99.2, 99.3, 99.41], 1), ([99.5, 99.45, 99.39], 0)])
+def test_session6_target_is_the_final_epoch_while_the_column_shows_the_last_3(tmp_path, last3, passing):
+    _write_finished_run(tmp_path, "era-s6-19712", [99.0] * 16 + last3, 19712)
+    (row,) = collect(tmp_path)
+    assert row["passing"] == passing and row["min_last3"] == min(last3)

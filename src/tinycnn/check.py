@@ -59,6 +59,17 @@ def load_spec(name_or_file: str) -> dict:
     return spec
 
 
+def accuracy_criterion(spec: dict, test_acc: list[float], last_k: int | None = None) -> Criterion:
+    """The spec's accuracy target on the last K epochs (K: the spec's own unless given)."""
+    k = last_k if last_k is not None else spec.get("last_k", 1)
+    target = spec["accuracy_at_least"]
+    if len(test_acc) < k:
+        return Criterion(f"test accuracy, last {k} epochs", False, f"only {len(test_acc)} epochs", f">= {target}% in each")
+    last = test_acc[-k:]
+    shown = ", ".join(f"{a:.2f}" for a in last)
+    return Criterion(f"test accuracy, each of last {k}" if k > 1 else "test accuracy, final epoch", min(last) >= target, shown, f">= {target}%")
+
+
 def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | None = None) -> list[Criterion]:
     """facts: params, epochs, full_data, has_batchnorm, has_dropout, has_gap, has_linear.
 
@@ -72,12 +83,7 @@ def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | 
         Criterion("parameters", facts["params"] < spec["params_below"], f"{facts['params']:,}", f"< {spec['params_below']:,}"),
         Criterion("epochs", facts["epochs"] <= spec["epochs_at_most"], str(facts["epochs"]), f"<= {spec['epochs_at_most']}"),
     ]
-    last = test_acc[-k:]
-    if len(test_acc) < k:
-        out.append(Criterion(f"test accuracy, last {k} epochs", False, f"only {len(test_acc)} epochs", f">= {target}% in each"))
-    else:
-        shown = ", ".join(f"{a:.2f}" for a in last)
-        out.append(Criterion(f"test accuracy, each of last {k}" if k > 1 else "test accuracy, final epoch", min(last) >= target, shown, f">= {target}%"))
+    out.append(accuracy_criterion(spec, test_acc, k))
     out.append(Criterion("full train and test sets", bool(facts.get("full_data", True)), "yes" if facts.get("full_data", True) else "subset", "no --subset"))
     if spec.get("require_batchnorm"):
         out.append(Criterion("uses BatchNorm", bool(facts["has_batchnorm"]), _yes(facts["has_batchnorm"]), "yes"))
