@@ -148,7 +148,7 @@ def test_recipe_details_match_the_write_ups():
     s5 = load_recipe("era-s7-step5")
     assert (s5.model, s5.batch_size, s5.scheduler, s5.max_lr, s5.dropout, s5.rotation) == ("era-s7-8172", 64, "onecycle", 0.1, 0.05, 15.0)
     s3 = load_recipe("era-s7-step3")
-    assert (s3.model, s3.rotation, s3.epochs) == ("era-s7-10616-dropout", 6.0, 15)
+    assert (s3.model, s3.rotation, s3.epochs, s3.dropout) == ("era-s7-10616-dropout", 6.0, 15, 0.01)
     assert load_recipe("default").model == "era-s7-6750"
 
 

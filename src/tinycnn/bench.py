@@ -339,8 +339,22 @@ def _sgd_tweak(kind: str):
     return tweak
 
 
-# Settings that are not TrainConfig keys: how the Trainer's optimiser is built.
-TWEAKS = {"sgd": _sgd_tweak}
+def _random_tweak(kind: str):
+    """Recompile the model with inductor's own random numbers (philox) or torch's generator (torch)."""
+    if kind not in ("philox", "torch"):
+        raise TinycnnError(f"random={kind!r}: choose philox or torch")
+
+    def tweak(trainer):
+        if not trainer.config.compile or trainer.device.type != "cpu":
+            raise TinycnnError("random=... applies to compile=true on the CPU only")
+        trainer.step_model = torch.compile(trainer.model, options={"fallback_random": kind == "torch"})
+
+    return tweak
+
+
+# Settings that are not TrainConfig keys: how the Trainer's optimiser is built, where
+# torch.compile draws its random numbers.
+TWEAKS = {"sgd": _sgd_tweak, "random": _random_tweak}
 
 
 def bench_config(values: dict, *, images: int, device: str) -> tuple[TrainConfig, Callable | None]:
