@@ -26,7 +26,7 @@ def add_arguments(parser):
     parser.add_argument("--measure", choices=["train", "eval"], default="train", help="eval: time evaluation of the test split instead")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's operator table for one round of B instead")
     parser.add_argument("--seeds", type=int, default=0, metavar="S", help="compare S separate runs (A) with the S seeds stacked in one network (B); img/s counts every seed's images")
-    parser.add_argument("--time-to-accuracy", action="store_true", help="train --recipe and report wall time to 99.4%% held to the end")
+    parser.add_argument("--time-to-accuracy", action="store_true", help="train --recipe (with --b's settings) and report wall time to 99.4%% held to the end")
     parser.add_argument("--recipe", default="default", help="with --time-to-accuracy: the recipe to train")
     parser.add_argument("--target", type=float, default=99.4, help="with --time-to-accuracy: the test accuracy, %%")
     parser.add_argument("--out", default=None, help="with --time-to-accuracy: run directory (default: runs/<recipe>-<UTC time>)")
@@ -61,11 +61,18 @@ def _time_to_accuracy(args):
     from tinycnn.recipes import load_recipe
     from tinycnn.train import Trainer, default_run_dir, device_name, read_metrics
 
+    from tinycnn import bench
+    from tinycnn.config import config_from_dict
+    from tinycnn.errors import TinycnnError
+
     config = load_recipe(args.recipe, device=args.device)
+    settings = bench.parse_assignments(args.b)
+    if set(settings) & set(bench.TWEAKS):
+        raise TinycnnError(f"--time-to-accuracy takes recipe settings in --b, not {', '.join(sorted(set(settings) & set(bench.TWEAKS)))}")
+    if settings:  # e.g. --b compile=true amp=true: the recipe trained with B's settings
+        config = config_from_dict({**config.to_dict(), **settings}, where="--b").validate()
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     if (run_dir / "config.toml").exists():
-        from tinycnn.errors import TinycnnError
-
         raise TinycnnError(f"{run_dir} already holds a run; choose another --out")
     trainer = Trainer(config, run_dir)
     trainer.fit()
