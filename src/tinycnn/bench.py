@@ -345,9 +345,11 @@ def _random_tweak(kind: str):
         raise TinycnnError(f"random={kind!r}: choose philox or torch")
 
     def tweak(trainer):
+        from tinycnn.train import compile_model
+
         if not trainer.config.compile or trainer.device.type != "cpu":
             raise TinycnnError("random=... applies to compile=true on the CPU only")
-        trainer.step_model = torch.compile(trainer.model, options={"fallback_random": kind == "torch"})
+        trainer.step_model = compile_model(trainer.model, trainer.device, torch_random=kind == "torch")
 
     return tweak
 

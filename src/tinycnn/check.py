@@ -78,7 +78,6 @@ def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | 
     k = last_k if last_k is not None else spec.get("last_k", 1)
     if k < 1:
         raise TinycnnError(f"--last must be >= 1, got {k}")
-    target = spec["accuracy_at_least"]
     out = [
         Criterion("parameters", facts["params"] < spec["params_below"], f"{facts['params']:,}", f"< {spec['params_below']:,}"),
         Criterion("epochs", facts["epochs"] <= spec["epochs_at_most"], str(facts["epochs"]), f"<= {spec['epochs_at_most']}"),

@@ -57,18 +57,17 @@ def run(args):
 def _time_to_accuracy(args):
     from pathlib import Path
 
-    from tinycnn.bench import time_to_accuracy
+    from tinycnn.bench import TWEAKS, parse_assignments, time_to_accuracy
+    from tinycnn.config import config_from_dict
+    from tinycnn.errors import TinycnnError
     from tinycnn.recipes import load_recipe
     from tinycnn.train import Trainer, default_run_dir, device_name, read_metrics
 
-    from tinycnn import bench
-    from tinycnn.config import config_from_dict
-    from tinycnn.errors import TinycnnError
-
     config = load_recipe(args.recipe, device=args.device)
-    settings = bench.parse_assignments(args.b)
-    if set(settings) & set(bench.TWEAKS):
-        raise TinycnnError(f"--time-to-accuracy takes recipe settings in --b, not {', '.join(sorted(set(settings) & set(bench.TWEAKS)))}")
+    settings = parse_assignments(args.b)
+    tweaks = sorted(set(settings) & set(TWEAKS))
+    if tweaks:
+        raise TinycnnError(f"--time-to-accuracy takes recipe settings in --b, not {', '.join(tweaks)}")
     if settings:  # e.g. --b compile=true amp=true: the recipe trained with B's settings
         config = config_from_dict({**config.to_dict(), **settings}, where="--b").validate()
     run_dir = Path(args.out) if args.out else default_run_dir(config)
