@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinycnn.bench import parse_assignments, run_bench, time_to_accuracy
+from tinycnn.bench import bench_config, parse_assignments, run_bench, time_to_accuracy
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
 from tinycnn.errors import TinycnnError
@@ -52,9 +52,15 @@ def test_stacked_seeds_mode():
 
 
 def test_settings_parse_and_errors():
-    assert parse_assignments(["channels_last=true", "threads=1", "interpolation=bilinear", "sgd=fused"]) == {
-        "channels_last": True, "threads": 1, "interpolation": "bilinear", "sgd": "fused",
+    assert parse_assignments(["channels_last=true", "threads=1", "interpolation=bilinear", "sgd=fused", "cpp_wrapper=true"]) == {
+        "channels_last": True, "threads": 1, "interpolation": "bilinear", "sgd": "fused", "cpp_wrapper": "true",
     }
+    with pytest.raises(TinycnnError, match="cpp_wrapper='yes': choose true or false"):
+        bench_config({"cpp_wrapper": "yes"}, images=128, device="cpu")
+    with pytest.raises(TinycnnError, match="random='mt': choose philox or torch"):
+        bench_config({"random": "mt"}, images=128, device="cpu")
+    with pytest.raises(TinycnnError, match="cpp_wrapper, layout_optimization=... applies to compile=true"):
+        run_bench(images=128, rounds=1, device="cpu", a={"compile": False}, b={"compile": False, "cpp_wrapper": "true", "layout_optimization": "false"}, log=_quiet)
     with pytest.raises(TinycnnError, match="KEY=VALUE"):
         parse_assignments(["channels_last"])
     with pytest.raises(TinycnnError, match="unknown key 'chanels_last'"):

@@ -339,28 +339,50 @@ def _sgd_tweak(kind: str):
     return tweak
 
 
-def _random_tweak(kind: str):
-    """Recompile the model with inductor's own random numbers (philox) or torch's generator (torch)."""
-    if kind not in ("philox", "torch"):
-        raise TinycnnError(f"random={kind!r}: choose philox or torch")
+def _word(key: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise TinycnnError(f"{key}={value!r}: choose {' or '.join(choices)}")
+    return value
+
+
+# inductor settings a side can change (compile=true on the CPU), each read from its word:
+# where compiled code draws random numbers (inductor's own Philox code, or torch's generator
+# as in eager mode), the C++ wrapper around the kernels instead of Python's, and inductor's
+# choice of channels-last layouts for convolutions.
+COMPILE_TWEAKS = {
+    "random": lambda v: {"fallback_random": _word("random", v, ("philox", "torch")) == "torch"},
+    "cpp_wrapper": lambda v: {"cpp_wrapper": _word("cpp_wrapper", v, ("true", "false")) == "true"},
+    "layout_optimization": lambda v: {"layout_optimization": _word("layout_optimization", v, ("true", "false")) == "true"},
+}
+
+
+def _compile_tweak(values: dict[str, str]):
+    """Recompile the model once with the inductor settings `values` (COMPILE_TWEAKS keys)."""
+    options = {}
+    for key, value in values.items():
+        options.update(COMPILE_TWEAKS[key](value))
+    torch_random = options.pop("fallback_random", True)
 
     def tweak(trainer):
         from tinycnn.train import compile_model
 
         if not trainer.config.compile or trainer.device.type != "cpu":
-            raise TinycnnError("random=... applies to compile=true on the CPU only")
-        trainer.step_model = compile_model(trainer.model, trainer.device, torch_random=kind == "torch")
+            raise TinycnnError(f"{', '.join(values)}=... applies to compile=true on the CPU only")
+        trainer.step_model = compile_model(trainer.model, trainer.device, torch_random=torch_random, inductor=options)
 
     return tweak
 
 
-# Settings that are not TrainConfig keys: how the Trainer's optimiser is built, where
-# torch.compile draws its random numbers.
-TWEAKS = {"sgd": _sgd_tweak, "random": _random_tweak}
+# Settings that are not TrainConfig keys: how the Trainer's optimiser is built, and how
+# torch.compile builds the step.
+TWEAKS = {"sgd": _sgd_tweak, **COMPILE_TWEAKS}
 
 
 def bench_config(values: dict, *, images: int, device: str) -> tuple[TrainConfig, Callable | None]:
-    tweaks = [TWEAKS[k](v) for k, v in values.items() if k in TWEAKS]
+    tweaks = [_sgd_tweak(values["sgd"])] if "sgd" in values else []
+    compile_values = {k: v for k, v in values.items() if k in COMPILE_TWEAKS}
+    if compile_values:
+        tweaks.append(_compile_tweak(compile_values))
     plain = {k: v for k, v in values.items() if k not in TWEAKS}
     base = {"scheduler": "none", "lr": 0.01, "momentum": 0.9, "epochs": 10**6, "device": device}
     config = config_from_dict({**base, **plain, "subset": images}, where="bench settings").validate()
