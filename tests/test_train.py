@@ -142,6 +142,12 @@ def test_every_recipe_parses_and_builds_its_model(name):
     assert config.spec in ("era-s6", "era-s7")
 
 
+def test_tiny_5k_recipe_is_the_default_schedule_with_its_own_regularisation():
+    tiny, default = load_recipe("tiny-5k"), load_recipe("default")
+    assert (tiny.model, tiny.dropout, tiny.rotation) == ("tiny-5k", 0.0, 7.0)
+    assert (tiny.epochs, tiny.batch_size, tiny.scheduler, tiny.max_lr) == (default.epochs, default.batch_size, default.scheduler, default.max_lr)
+
+
 def test_recipe_details_match_the_write_ups():
     s6 = load_recipe("era-s6-19712")
     assert (s6.epochs, s6.batch_size, s6.lr, s6.momentum, s6.rotation, s6.scheduler) == (19, 128, 0.01, 0.9, 10.0, "none")
