@@ -7,7 +7,9 @@ DESCRIPTION = (
     "(torchvision MNIST, RandomRotation/ToTensor/Normalize, DataLoader workers, eager SGD loop) "
     "unless --a gives tinycnn settings; B is tinycnn's Trainer with the best settings for the "
     "device, changed by --b. Settings are TrainConfig keys (channels_last=true, threads=1, "
-    "amp=true, compile=true, interpolation=bilinear, eval_batch_size=500, ...) or sgd=loop|foreach|fused. "
+    "amp=true, compile=true, interpolation=bilinear, eval_batch_size=500, ...), sgd=loop|foreach|fused, "
+    "or, with compile=true on the CPU, random=philox|torch, cpp_wrapper=true|false, "
+    "layout_optimization=true|false. "
     "--time-to-accuracy trains a recipe instead and reports the seconds until test accuracy "
     "reaches 99.4% and stays there."
 )
