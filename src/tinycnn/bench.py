@@ -339,28 +339,26 @@ def _sgd_tweak(kind: str):
     return tweak
 
 
-def _word(key: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise TinycnnError(f"{key}={value!r}: choose {' or '.join(choices)}")
-    return value
-
-
-# inductor settings a side can change (compile=true on the CPU), each read from its word:
-# where compiled code draws random numbers (inductor's own Philox code, or torch's generator
-# as in eager mode), the C++ wrapper around the kernels instead of Python's, and inductor's
-# choice of channels-last layouts for convolutions.
+# inductor settings a side can change (compile=true on the CPU): key -> (inductor option,
+# the words it takes, the word that turns the option on). Where compiled code draws random
+# numbers (inductor's own Philox code, or torch's generator as in eager mode), the C++
+# wrapper around the kernels instead of Python's, and inductor's channels-last layouts for
+# convolutions.
 COMPILE_TWEAKS = {
-    "random": lambda v: {"fallback_random": _word("random", v, ("philox", "torch")) == "torch"},
-    "cpp_wrapper": lambda v: {"cpp_wrapper": _word("cpp_wrapper", v, ("true", "false")) == "true"},
-    "layout_optimization": lambda v: {"layout_optimization": _word("layout_optimization", v, ("true", "false")) == "true"},
+    "random": ("fallback_random", ("philox", "torch"), "torch"),
+    "cpp_wrapper": ("cpp_wrapper", ("true", "false"), "true"),
+    "layout_optimization": ("layout_optimization", ("true", "false"), "true"),
 }
 
 
 def _compile_tweak(values: dict[str, str]):
     """Recompile the model once with the inductor settings `values` (COMPILE_TWEAKS keys)."""
     options = {}
-    for key, value in values.items():
-        options.update(COMPILE_TWEAKS[key](value))
+    for key, word in values.items():
+        option, words, on = COMPILE_TWEAKS[key]
+        if word not in words:
+            raise TinycnnError(f"{key}={word!r}: choose {' or '.join(words)}")
+        options[option] = word == on
     torch_random = options.pop("fallback_random", True)
 
     def tweak(trainer):
@@ -375,7 +373,7 @@ def _compile_tweak(values: dict[str, str]):
 
 # Settings that are not TrainConfig keys: how the Trainer's optimiser is built, and how
 # torch.compile builds the step.
-TWEAKS = {"sgd": _sgd_tweak, **COMPILE_TWEAKS}
+TWEAKS = {"sgd", *COMPILE_TWEAKS}
 
 
 def bench_config(values: dict, *, images: int, device: str) -> tuple[TrainConfig, Callable | None]:
