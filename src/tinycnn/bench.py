@@ -359,14 +359,13 @@ def _compile_tweak(values: dict[str, str]):
         if word not in words:
             raise TinycnnError(f"{key}={word!r}: choose {' or '.join(words)}")
         options[option] = word == on
-    torch_random = options.pop("fallback_random", True)
 
     def tweak(trainer):
         from tinycnn.train import compile_model
 
         if not trainer.config.compile or trainer.device.type != "cpu":
             raise TinycnnError(f"{', '.join(values)}=... applies to compile=true on the CPU only")
-        trainer.step_model = compile_model(trainer.model, trainer.device, torch_random=torch_random, inductor=options)
+        trainer.step_model = compile_model(trainer.model, trainer.device, inductor=options)
 
     return tweak
 

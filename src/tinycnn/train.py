@@ -63,18 +63,18 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     return create_model(config.model, **overrides)
 
 
-def compile_model(model: torch.nn.Module, device: torch.device, torch_random: bool = True, inductor: dict | None = None):
+def compile_model(model: torch.nn.Module, device: torch.device, inductor: dict | None = None):
     """torch.compile: on the CPU, fused C++ kernels (about 40 s to compile on 2 cores); on
     CUDA also CUDA graphs (mode="reduce-overhead"), since a step of these small networks is
     hundreds of short kernels whose launches would cost more than their work.
 
     On the CPU the dropout masks' random numbers come from torch's generator, as in eager
-    mode (torch_random), not from inductor's per-element Philox code: 1.05x faster training
-    (docs/benchmarks.md), and a compiled run draws the same masks as an eager one.
-    `inductor`: more inductor options for the CPU (the bench's levers)."""
+    mode (fallback_random), not from inductor's per-element Philox code: 1.05x faster
+    training (docs/benchmarks.md), and a compiled run draws the same masks as an eager one.
+    `inductor`: inductor options for the CPU that replace or add to that (the bench's levers)."""
     if device.type == "cuda":
         return torch.compile(model, mode="reduce-overhead")
-    return torch.compile(model, options={"fallback_random": torch_random, **(inductor or {})})
+    return torch.compile(model, options={"fallback_random": True, **(inductor or {})})
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
