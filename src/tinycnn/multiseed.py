@@ -22,6 +22,9 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import copy
+import os
+import time
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -160,6 +163,15 @@ def _stack(models: list[nn.Module], generators) -> nn.Module:
     return out
 
 
+def why_not_stackable(model: nn.Module) -> str | None:
+    """None if S copies of `model` can be stacked into one network; else why not, in a line."""
+    try:
+        stack_models([model, copy.deepcopy(model)])
+    except TinycnnError as exc:
+        return str(exc)
+    return None
+
+
 def unstack_tensor(value: torch.Tensor, s: int, i: int) -> torch.Tensor:
     """Seed i's part of a stacked tensor (a 0-d tensor, such as a BN counter, is shared)."""
     if value.dim() == 0:
@@ -187,31 +199,55 @@ def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, s: int, label_smoothing
     return losses.view(b, s).mean(0)
 
 
+@dataclass
+class StackedPartial:
+    """The running sums of a stacked epoch in progress, one entry per seed where they differ
+    (kept in a mid-epoch checkpoint, like train._Partial)."""
+
+    batch: int = 0
+    loss_sum: list = field(default_factory=list)
+    correct: list = field(default_factory=list)
+    seen: int = 0  # images per seed
+    seconds: float = 0.0
+    lrs: list = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, seeds: int) -> "StackedPartial":
+        return cls(loss_sum=[0.0] * seeds, correct=[0] * seeds)
+
+
 class StackedRun:
     """S seeds of one TrainConfig trained together, set up as S Trainers would be.
 
     Seed s's model is built after torch.manual_seed(s), as Trainer does, and its dropout
     generator continues from there; its batches come from its own BatchLoader (order and
     augmentation seeded by (s, epoch)). `epoch(e)` runs the Trainer's step on the stacked
-    network; `state(i)` is seed i's model state dict in the original layout.
+    network; `evaluate(loader)` scores every seed on one split; `state(i)` is seed i's
+    model state dict in the original layout. The files of a run are stacked_trainer.py's.
     """
 
     def __init__(self, config, seeds: list[int]):
         from tinycnn.fast_dropout import use_fast_dropout
         from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
-        from tinycnn.train import build_model, build_optimizer, build_scheduler, compile_model, TORCH_DEFAULT_THREADS, select_device
+        from tinycnn.train import (
+            TORCH_DEFAULT_THREADS, build_model, build_optimizer, build_scheduler, compile_model, model_facts, select_device,
+        )
 
         c = self.config = config.validate()
         if len(set(seeds)) != len(seeds) or not seeds:
-            raise TinycnnError("StackedRun needs distinct seeds")
+            raise TinycnnError("a stacked run needs distinct seeds")
+        if c.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=False)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.seeds, self.device = list(seeds), select_device(c.device)
-        if c.threads or self.device.type == "cpu":
-            torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
+        torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
         mean, std = NORMALIZATION[c.dataset]
         augment = Augment(rotation=c.rotation, translate=c.translate, scale=tuple(c.scale), shear=c.shear,
                           erasing=c.erasing, interpolation=c.interpolation)
         self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
+        self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, mean=mean, std=std) for name in ("val", "test") if name in splits}
         models, generators = [], []
         for s in seeds:
             torch.manual_seed(s)
@@ -223,8 +259,10 @@ class StackedRun:
             if self.device.type == "cpu":
                 g.set_state(torch.get_rng_state())
             else:  # masks come from the device's generator, which torch.manual_seed(s) set to
-                g.manual_seed(s)  # offset 0 (the initialisation used the CPU's); untested on a GPU
+                g.manual_seed(s)  # offset 0 (the initialisation used the CPU's)
             generators.append(g)
+        self.facts = model_facts(models[0])
+        self.generators = generators
         self.model = stack_models(models, generators)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -233,26 +271,38 @@ class StackedRun:
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
 
-    def epoch(self, epoch: int, max_batches: int | None = None) -> dict:
-        """One epoch (or its first max_batches) of every seed; per-seed mean loss and accuracy."""
-        from tinycnn.train import autocast
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
 
-        c, s = self.config, len(self.seeds)
+    def epoch(self, epoch: int, max_batches: int | None = None, partial: StackedPartial | None = None,
+              should_stop=None, bar=None, on_batch=None) -> dict:
+        """One epoch (or its first max_batches) of every seed, from `partial` when resuming.
+
+        Returns per-seed lists train_loss and train_acc, with images (all seeds), lrs and
+        seconds; or, when should_stop() turned true before the last batch, {"partial": ...}."""
+        from tinycnn.train import SYNC_EVERY, autocast
+
+        c, s, device = self.config, len(self.seeds), self.device
+        partial = partial or StackedPartial.fresh(s)
         self.model.train()
         streams = [loader.epoch(epoch) for loader in self.loaders]
+        for stream in streams:  # resuming mid-epoch: replay the draws of the done batches
+            for _ in range(partial.batch):
+                next(stream)
         n = len(self.loaders[0]) if max_batches is None else min(max_batches, len(self.loaders[0]))
-        loss_sum = torch.zeros(s, device=self.device)
-        correct = torch.zeros(s, device=self.device, dtype=torch.long)
-        seen = 0
-        for _ in range(n):
+        loss_sum = torch.tensor(partial.loss_sum, device=device)
+        correct = torch.tensor(partial.correct, device=device, dtype=torch.long)
+        first_bad = torch.full((s,), -1, device=device, dtype=torch.long)
+        seen, lrs = partial.seen, list(partial.lrs)
+        start = time.perf_counter()
+        for b in range(partial.batch, n):
             pairs = [next(stream) for stream in streams]
-            x = stacked_input([p[0] for p in pairs])
-            if c.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = self._input(stacked_input([p[0] for p in pairs]))
             y = torch.stack([p[1] for p in pairs], 1)  # (B, S)
+            lrs.append(self.optimizer.param_groups[0]["lr"])
             if self.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
-            with autocast(self.device, c.amp):
+            with autocast(device, c.amp):
                 logits = self.step_model(x)
             losses = per_seed_loss(logits, y, s, c.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
@@ -260,12 +310,97 @@ class StackedRun:
             self.optimizer.step()
             if self.per_batch:
                 self.scheduler.step()
-            loss_sum += losses.detach() * y.shape[0]
+            # Metrics stay on the device; the host reads them every SYNC_EVERY batches.
+            detached = losses.detach()
+            loss_sum += detached * y.shape[0]
             correct += (logits.detach().view(y.shape[0], s, -1).argmax(2) == y).sum(0)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), b, first_bad)
             seen += y.shape[0]
+            last = b == n - 1
+            if (b + 1) % SYNC_EVERY == 0 or last:
+                self._check_finite(first_bad, epoch, lrs, partial.batch)
+                if bar is not None:
+                    bar.update((b + 1) - bar.n)
+                    bar.set_postfix_str(f"loss={detached.mean().item():.4f} acc={100.0 * correct.sum().item() / (seen * s):.2f}%")
+            if on_batch is not None:
+                on_batch(epoch, b)
+            if should_stop is not None and not last and should_stop():
+                seconds = partial.seconds + time.perf_counter() - start
+                return {"partial": StackedPartial(b + 1, loss_sum.tolist(), correct.tolist(), seen, seconds, lrs)}
         if not self.per_batch and self.scheduler is not None:
             self.scheduler.step()
-        return {"train_loss": (loss_sum / seen).tolist(), "train_acc": (100.0 * correct / seen).tolist(), "images": seen * s}
+        elapsed = time.perf_counter() - start
+        return {
+            "train_loss": (loss_sum / seen).tolist(),
+            "train_acc": (100.0 * correct / seen).tolist(),
+            "images": (seen - partial.seen) * s,
+            "lrs": lrs,
+            "seconds": partial.seconds + elapsed,
+            "images_per_second": (seen - partial.seen) / max(elapsed, 1e-9),  # per seed
+        }
+
+    def _check_finite(self, first_bad: torch.Tensor, epoch: int, lrs: list, first_batch: int) -> None:
+        bad = first_bad.tolist()
+        for seed, b in zip(self.seeds, bad):
+            if b >= 0:
+                raise TinycnnError(
+                    f"loss is not finite for seed {seed} in epoch {epoch + 1}, batch {b + 1}, at learning rate "
+                    f"{lrs[b - first_batch]:.4g}; stopped, keeping the last good checkpoint ({epoch} epochs done). "
+                    "Try a lower --lr (or max_lr)"
+                )
+
+    @torch.no_grad()
+    def evaluate(self, loader) -> list[dict]:
+        """Each seed's mean cross-entropy and accuracy (%) over one split (train.evaluate, per seed)."""
+        from tinycnn.train import autocast
+
+        s = len(self.seeds)
+        was_training = self.model.training
+        self.model.eval()
+        loss_sum = torch.zeros(s, device=self.device)
+        correct = torch.zeros(s, device=self.device, dtype=torch.long)
+        for x, y in loader.epoch(0):
+            b = y.shape[0]
+            with autocast(self.device, self.config.amp):
+                logits = self.model(self._input(x.expand(b, s, *x.shape[2:])))
+            logits = logits.float().view(b, s, -1)
+            losses = F.cross_entropy(logits.reshape(b * s, -1), y.repeat_interleave(s), reduction="none")
+            loss_sum += losses.view(b, s).sum(0)
+            correct += (logits.argmax(2) == y[:, None]).sum(0)
+        self.model.train(was_training)
+        n = loader.images.shape[0]
+        return [{"loss": loss_sum[i].item() / n, "acc": 100.0 * correct[i].item() / n, "n": n} for i in range(s)]
 
     def state(self, i: int) -> dict:
+        """Seed i's model state dict, in the layout of the original model."""
         return unstack_state(self.model.state_dict(), len(self.seeds), i)
+
+    def optimizer_state(self, i: int) -> dict:
+        """Seed i's optimizer state dict, as a Trainer of that seed alone would hold it.
+
+        The stacked parameters come in the original model's order, and every state tensor
+        (momentum, Adam's moments) has its parameter's stacked shape; Adam's step counters
+        are 0-d and shared."""
+        state = self.optimizer.state_dict()
+        return {
+            "state": {k: {name: unstack_tensor(v, len(self.seeds), i) if torch.is_tensor(v) else v for name, v in st.items()}
+                      for k, st in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"]),
+        }
+
+    def resume_state(self) -> dict:
+        """Everything a resumed stacked run needs besides the files of each seed."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "generators": [g.get_state() for g in self.generators],
+        }
+
+    def load_resume_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        for g, saved in zip(self.generators, state["generators"]):
+            g.set_state(saved.cpu())

@@ -65,39 +65,56 @@ def verdict(run_dir: Path, config: TrainConfig, last_k: int | None = None) -> bo
     return all(c.passed for c in criteria)
 
 
-def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None) -> int:
+def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None, stack=None) -> int:
     config = load_recipe(recipe, **overrides)
     model_info(config.model)  # an unknown model fails here, before anything is printed or written
+    if stack and seeds is None:
+        raise TinycnnError("--stack trains several seeds as one network: give them with --seeds, e.g. --seeds 0..7 --stack")
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    if seeds is not None:
+        stack = _choose_stacking(config, seeds, stack)
     print_config(config)
     if seeds is None:
         Trainer(config, run_dir, progress=progress).fit()
         verdict(run_dir, config, last_k)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / SEEDS_FILE, json.dumps({"seeds": seeds}) + "\n")
+    atomic_write_text(run_dir / SEEDS_FILE, json.dumps({"seeds": seeds, "stacked": stack}) + "\n")
     atomic_write_text(run_dir / "config.toml", to_toml(config.to_dict()))
-    return _run_seeds(config, seeds, run_dir, progress, last_k)
+    return _run_seeds(config, seeds, run_dir, progress, last_k, stack)
 
 
-def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k) -> int:
-    dirs = []
-    for seed in seeds:
-        seed_dir = run_dir / f"seed-{seed}"
-        dirs.append(seed_dir)
-        seeded = config_from_dict({**config.to_dict(), "seed": seed})
-        status = read_run(seed_dir).get("status") if (seed_dir / "run.json").exists() else None
-        if status == "finished":
-            print(f"seed {seed}: already finished in {seed_dir}")
-            continue
-        print(f"\n=== seed {seed} -> {seed_dir}")
-        try:
-            Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
-        except KeyboardInterrupt:
-            print(f"to continue all seeds: tinycnn train --resume {run_dir}")
-            raise
+def _choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -> bool:
+    """--stack / --no-stack as given; by default, stacked on a GPU (where a step of these
+    networks is bound by kernel launches, which stacking divides by the number of seeds) and
+    one after another on the CPU (where stacking was measured slower: docs/benchmarks.md)."""
+    from tinycnn.multiseed import why_not_stackable
+    from tinycnn.train import build_model, select_device
+
+    if stack is False:
+        return False
+    reason = why_not_stackable(build_model(config))
+    if stack:
+        if reason:
+            raise TinycnnError(f"--stack: {reason}; train the seeds one after another (without --stack)")
+        return True
+    if len(seeds) < 2 or select_device(config.device).type != "cuda":
+        return False
+    if reason:
+        print(f"seeds run one after another: {reason}")
+        return False
+    return True
+
+
+def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k, stacked: bool = False) -> int:
+    dirs = [run_dir / f"seed-{seed}" for seed in seeds]
+    if stacked:
+        _run_stacked(config, seeds, run_dir, progress)
+    else:
+        for seed, seed_dir in zip(seeds, dirs):
+            _run_one_seed(config, seed, seed_dir, run_dir, progress)
     summary = summarize_seeds(dirs, config.spec, last_k)
     summary["recipe"] = config.name
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -107,10 +124,31 @@ def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, l
     return 0
 
 
+def _run_one_seed(config: TrainConfig, seed: int, seed_dir: Path, run_dir: Path, progress) -> None:
+    seeded = config_from_dict({**config.to_dict(), "seed": seed})
+    status = read_run(seed_dir).get("status") if (seed_dir / "run.json").exists() else None
+    if status == "finished":
+        print(f"seed {seed}: already finished in {seed_dir}")
+        return
+    print(f"\n=== seed {seed} -> {seed_dir}")
+    try:
+        Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
+    except KeyboardInterrupt:
+        print(f"to continue all seeds: tinycnn train --resume {run_dir}")
+        raise
+
+
+def _run_stacked(config: TrainConfig, seeds: list[int], run_dir: Path, progress) -> None:
+    from tinycnn.stacked_trainer import STACKED_CHECKPOINT, StackedTrainer
+
+    print(f"\n=== seeds {', '.join(map(str, seeds))} stacked in one network -> {run_dir}/seed-*")
+    StackedTrainer(config, seeds, run_dir, progress=progress).fit(resume=(run_dir / STACKED_CHECKPOINT).exists())
+
+
 def resume(run_dir: Path, *, progress=None, last_k=None) -> int:
     if (run_dir / SEEDS_FILE).exists():
-        seeds = json.loads((run_dir / SEEDS_FILE).read_text())["seeds"]
-        return _run_seeds(read_config(run_dir), seeds, run_dir, progress, last_k)
+        saved = json.loads((run_dir / SEEDS_FILE).read_text())
+        return _run_seeds(read_config(run_dir), saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False))
     config = read_config(run_dir)
     if not (run_dir / "last.pt").exists():
         raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")

@@ -325,7 +325,7 @@ class Trainer:
                 "device_name": device_name(self.device),
                 "seed": c.seed,
                 **self.facts,
-                "started_at": _utc_now(),
+                "started_at": utc_now(),
                 "train_seconds": 0.0,
                 "eval_seconds": 0.0,
             }
@@ -334,7 +334,7 @@ class Trainer:
             self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
             return RunResult(paths.root, c, metrics, self.facts, "finished")
 
-        previous_handler = self._install_sigint()
+        previous_handler = stop_on_sigint(self)
         wall_start = time.perf_counter()
         try:
             for epoch in range(epochs_done, c.epochs):
@@ -364,22 +364,9 @@ class Trainer:
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
-        self._write_run(status="finished", finished_at=_utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
+        self._write_run(status="finished", finished_at=utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
         return RunResult(paths.root, c, metrics, self.facts, "finished")
 
-    def _install_sigint(self):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def handler(signum, frame):
-            if self._stop_requested:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self.log("\nCtrl-C: finishing this batch and saving a resume point (Ctrl-C again to abort)")
-            self.request_stop()
-
-        return signal.signal(signal.SIGINT, handler)
 
     def _train_epoch(self, epoch: int, partial: _Partial, on_batch) -> dict | None:
         c, device = self.config, self.device
@@ -395,7 +382,7 @@ class Trainer:
         correct = torch.tensor(partial.correct, device=device, dtype=torch.long)
         first_bad = torch.tensor(-1, device=device, dtype=torch.long)
         seen, lrs = partial.seen, list(partial.lrs)
-        bar = _progress_bar(self.progress, n_batches, partial.batch, f"epoch {epoch + 1}/{c.epochs}")
+        bar = progress_bar(self.progress, n_batches, partial.batch, f"epoch {epoch + 1}/{c.epochs}")
         start = time.perf_counter()
         b = partial.batch
         for b in range(partial.batch, n_batches):
@@ -455,7 +442,24 @@ class Trainer:
         }
 
 
-def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
+def stop_on_sigint(trainer):
+    """Make Ctrl-C call trainer.request_stop() (a second one stops at once); returns the
+    handler it replaced, or None outside the main thread, where signals cannot be caught."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if trainer._stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        trainer.log("\nCtrl-C: finishing this batch and saving a resume point (Ctrl-C again to abort)")
+        trainer.request_stop()
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     if not enabled:
         return None
     from tqdm import tqdm
@@ -463,7 +467,7 @@ def _progress_bar(enabled: bool, total: int, initial: int, desc: str):
     return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 

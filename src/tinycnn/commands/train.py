@@ -34,6 +34,10 @@ def add_arguments(parser):
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=S)
     seeds.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2 or 0..4: one run each, and a summary")
+    parser.add_argument(
+        "--stack", action=argparse.BooleanOptionalAction, default=None,
+        help="train the --seeds together as one stacked network (default: on a GPU yes, on the CPU no)",
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S, help="torch.compile the model")
@@ -63,4 +67,4 @@ def run(args):
     if args.resume:
         return session.resume(Path(args.resume), progress=progress, last_k=args.last)
     seeds = session.parse_seeds(args.seeds) if args.seeds else None
-    return session.train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last)
+    return session.train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last, stack=args.stack)
