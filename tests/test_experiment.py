@@ -56,6 +56,7 @@ def test_runs_skips_finished_steps_and_resumes_interrupted_ones(tmp_path, monkey
     exp = load_experiment(write(tmp_path, TWO_STEPS), subset=200, epochs=1, device="cpu")
     out = tmp_path / "out"
     assert run_experiment(exp, out, log=quiet) == {"a": "trained", "b": "trained"}
+    assert json.loads((out / "a" / "seeds.json").read_text()) == {"seeds": [0], "stacked": False}  # the CPU: one by one
 
     text = (out / "experiment.md").read_text()
     for part in ("## Step 1: a", "## Step 2: b", "### Target", "1. more dropout", "### Result", "### Analysis",

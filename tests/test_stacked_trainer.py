@@ -127,3 +127,15 @@ def test_stack_flag_errors(tmp_path, capsys):
     assert main(["train", "--stack", "--subset", "64", "--out", str(tmp_path / "x")]) == 1
     assert "give them with --seeds" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_stacked_run_never_overwrites_trained_seeds(tmp_path):
+    config = small(epochs=1)
+    StackedTrainer(config, [0, 1], tmp_path / "r", progress=False, log=_quiet).fit()
+    with pytest.raises(TinycnnError, match="holds seeds \\[0, 1\\], not \\[0, 2\\]"):
+        StackedTrainer(config, [0, 2], tmp_path / "r", progress=False, log=_quiet).fit(resume=True)
+    (tmp_path / "r" / "stacked.pt").unlink()
+    before = (tmp_path / "r" / "seed-0" / "last.pt").read_bytes()
+    with pytest.raises(TinycnnError, match="already holds a trained seed"):
+        StackedTrainer(config, [0, 1], tmp_path / "r", progress=False, log=_quiet).fit()
+    assert (tmp_path / "r" / "seed-0" / "last.pt").read_bytes() == before

@@ -250,9 +250,12 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
         if state == "new":
             step_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(step_dir / "config.toml", to_toml(step.config.to_dict()))
+            stacked = session.choose_stacking(step.config, step.seeds, None)
         else:
             _check_stored(step, step_dir)
-        atomic_write_text(step_dir / session.SEEDS_FILE, json.dumps({"seeds": step.seeds}) + "\n")
+            # As it was started (a step saved without the key ran its seeds one by one).
+            stacked = json.loads((step_dir / session.SEEDS_FILE).read_text()).get("stacked", False)
+        atomic_write_text(step_dir / session.SEEDS_FILE, json.dumps({"seeds": step.seeds, "stacked": stacked}) + "\n")
         verb = "training" if state == "new" else "resuming"
         log(f"\n##### step {i}/{len(exp.steps)} {step.name}: {verb} recipe {step.recipe}, seeds {','.join(map(str, step.seeds))} -> {step_dir}")
         try:

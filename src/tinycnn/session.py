@@ -74,7 +74,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     if seeds is not None:
-        stack = _choose_stacking(config, seeds, stack)
+        stack = choose_stacking(config, seeds, stack)
     print_config(config)
     if seeds is None:
         Trainer(config, run_dir, progress=progress).fit()
@@ -86,7 +86,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     return _run_seeds(config, seeds, run_dir, progress, last_k, stack)
 
 
-def _choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -> bool:
+def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -> bool:
     """--stack / --no-stack as given; by default, stacked on a GPU (where a step of these
     networks is bound by kernel launches, which stacking divides by the number of seeds) and
     one after another on the CPU (where stacking was measured slower: docs/benchmarks.md)."""

@@ -31,6 +31,7 @@ from tinycnn import __version__
 from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
+from tinycnn.errors import TinycnnError
 from tinycnn.multiseed import StackedPartial, StackedRun
 from tinycnn.train import (
     RunPaths, RunResult, device_name, format_epoch, git_commit, progress_bar, read_metrics, read_run, stop_on_sigint, utc_now,
@@ -115,12 +116,19 @@ class StackedTrainer:
         self.best_val = [-1.0] * s
         if resume:
             state = load_checkpoint(self.checkpoint, map_location=run.device)
+            if state["seeds"] != self.seeds:
+                raise TinycnnError(f"{self.checkpoint} holds seeds {state['seeds']}, not {self.seeds}; "
+                                   "train these seeds into another directory")
             run.load_resume_state(state)
             epochs_done, self.best_val = state["epochs_done"], list(state["best_val"])
             partial = StackedPartial(**state["partial"])
             self.metrics = [read_metrics(p.root)[:epochs_done] for p in self.paths]
             self.run_infos = [read_run(p.root) for p in self.paths]
         else:
+            trained = [str(p.root) for p in self.paths if p.last.exists()]
+            if trained:
+                raise TinycnnError(f"{trained[0]} already holds a trained seed and {self.checkpoint} is missing; "
+                                   "train the stacked seeds into another directory")
             self.metrics = [[] for _ in self.seeds]
             self.run_infos = []
             for seed, config, paths in zip(self.seeds, self.configs, self.paths):
