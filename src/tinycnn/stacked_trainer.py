@@ -18,7 +18,6 @@ to it, as Trainer does with its own.
 from __future__ import annotations
 
 import json
-import platform
 import signal
 import time
 from dataclasses import asdict
@@ -27,14 +26,13 @@ from typing import Callable
 
 import torch
 
-from tinycnn import __version__
 from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.errors import TinycnnError
 from tinycnn.multiseed import StackedPartial, StackedRun
 from tinycnn.train import (
-    RunPaths, RunResult, device_name, format_epoch, git_commit, progress_bar, read_metrics, read_run, stop_on_sigint, utc_now,
+    RunPaths, RunResult, format_epoch, new_run_info, progress_bar, read_metrics, read_run, stop_on_sigint, utc_now,
 )
 
 STACKED_CHECKPOINT = "stacked.pt"
@@ -134,20 +132,8 @@ class StackedTrainer:
             for seed, config, paths in zip(self.seeds, self.configs, self.paths):
                 paths.root.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(paths.config, to_toml(config.to_dict()))
-                self.run_infos.append({
-                    "tinycnn": __version__,
-                    "torch": torch.__version__,
-                    "python": platform.python_version(),
-                    "git_commit": git_commit(),
-                    "device": str(run.device),
-                    "device_name": device_name(run.device),
-                    "seed": seed,
-                    "stacked_seeds": self.seeds,  # trained together in one network
-                    **facts,
-                    "started_at": utc_now(),
-                    "train_seconds": 0.0,
-                    "eval_seconds": 0.0,
-                })
+                # trained together in one network:
+                self.run_infos.append({**new_run_info(run.device, seed, facts), "stacked_seeds": self.seeds})
         self._write_runs(status="running", epochs_done=epochs_done)
         if epochs_done >= c.epochs:
             self.log(f"{self.root}: already finished ({epochs_done} epochs)")

@@ -169,6 +169,23 @@ def model_facts(model: torch.nn.Module) -> dict:
     }
 
 
+def new_run_info(device: torch.device, seed: int, facts: dict) -> dict:
+    """run.json of a run that starts now: versions, where it runs, its seed and model facts."""
+    return {
+        "tinycnn": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "seed": seed,
+        **facts,
+        "started_at": utc_now(),
+        "train_seconds": 0.0,
+        "eval_seconds": 0.0,
+    }
+
+
 @dataclass
 class RunPaths:
     root: Path
@@ -316,19 +333,7 @@ class Trainer:
             self.run_info = read_run(paths.root)
         else:
             atomic_write_text(paths.config, to_toml(c.to_dict()))
-            self.run_info = {
-                "tinycnn": __version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "git_commit": git_commit(),
-                "device": str(self.device),
-                "device_name": device_name(self.device),
-                "seed": c.seed,
-                **self.facts,
-                "started_at": utc_now(),
-                "train_seconds": 0.0,
-                "eval_seconds": 0.0,
-            }
+            self.run_info = new_run_info(self.device, c.seed, self.facts)
         self._write_run(status="running", epochs_done=epochs_done)
         if epochs_done >= c.epochs:
             self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
