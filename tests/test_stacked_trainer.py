@@ -1,5 +1,6 @@
 """`tinycnn train --seeds ... --stack`: several seeds as one network, written as separate runs."""
 
+import copy
 import json
 
 import pytest
@@ -8,6 +9,8 @@ import torch
 from tinycnn.checkpoint import load_checkpoint
 from tinycnn.cli import main
 from tinycnn.errors import TinycnnError
+from tinycnn.fast_dropout import FastDropout
+from tinycnn.multiseed import StackedDropout, StackedRun
 from tinycnn.recipes import load_recipe
 from tinycnn.stacked_trainer import StackedTrainer
 from tinycnn.train import Trainer, read_metrics, read_run
@@ -139,3 +142,29 @@ def test_a_stacked_run_never_overwrites_trained_seeds(tmp_path):
     with pytest.raises(TinycnnError, match="already holds a trained seed"):
         StackedTrainer(config, [0, 1], tmp_path / "r", progress=False, log=_quiet).fit()
     assert (tmp_path / "r" / "seed-0" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("layer", [FastDropout(0.3), torch.nn.Dropout(0.3), torch.nn.Dropout2d(0.3)])
+def test_shared_masks_keep_each_seeds_distribution(layer):
+    """On a GPU the seeds' masks come from one default generator: per seed, the same keep
+    rate and scale as the layer alone, and other masks for other seeds."""
+    torch.manual_seed(0)
+    dropout = StackedDropout(layer, None, 2)
+    y = dropout(torch.ones(256, 2 * 8, 12, 12))
+    for seed in (0, 1):
+        part = y[:, seed * 8:(seed + 1) * 8]
+        assert (part == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+        assert part.mean().item() == pytest.approx(1.0, abs=0.03)
+    assert not torch.equal(y[:, :8] == 0, y[:, 8:] == 0)
+    assert torch.equal(dropout.eval()(torch.ones(2, 16, 3, 3)), torch.ones(2, 16, 3, 3))
+
+
+def test_shared_masks_resume_exactly():
+    config = small(epochs=2, deterministic=True)
+    first = StackedRun(config, [0, 1], shared_masks=True)
+    first.epoch(0)
+    saved = copy.deepcopy(first.resume_state())
+    expected = first.epoch(1)["train_loss"]
+    second = StackedRun(config, [0, 1], shared_masks=True)
+    second.load_resume_state(saved)
+    assert second.epoch(1)["train_loss"] == expected

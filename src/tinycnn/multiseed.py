@@ -60,18 +60,21 @@ class StackedLinear(nn.Module):
 
 
 class StackedDropout(nn.Module):
-    """Dropout (element-wise or whole channels) with one generator per seed.
+    """Dropout (element-wise or whole channels) of S stacked seeds.
 
-    Seed s's mask is drawn from generators[s] with the shape and the call of the layer it
-    replaces (FastDropout, nn.Dropout or nn.Dropout2d), so it is the mask a separate run
-    with that seed's generator state would draw."""
+    With one generator per seed, seed s's mask is drawn from generators[s] with the shape
+    and the call of the layer it replaces (FastDropout, nn.Dropout or nn.Dropout2d), so it
+    is the mask a separate run with that seed's generator state would draw. With
+    generators=None, one mask for all seeds comes from torch's default generator: every
+    element (or channel) is still kept independently with the same probability, so each
+    seed's masks have the distribution of a separate run's, but not its values."""
 
-    def __init__(self, layer: nn.Module, generators: list[torch.Generator]):
+    def __init__(self, layer: nn.Module, generators: list[torch.Generator] | None, seeds: int):
         super().__init__()
-        self.p, self.generators = layer.p, generators
+        self.p, self.generators, self.seeds = layer.p, generators, seeds
         self.kind = "fast" if isinstance(layer, FastDropout) else "2d" if isinstance(layer, nn.Dropout2d) else "plain"
 
-    def _mask(self, shape, like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _mask(self, shape, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         keep = 1.0 - self.p
         if self.kind == "fast":
             n = 1
@@ -92,13 +95,14 @@ class StackedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        s = len(self.generators)
-        shape = (x.shape[0], x.shape[1] // s, *x.shape[2:])
+        if self.generators is None:
+            return x * self._mask(x.shape, x, None)
+        shape = (x.shape[0], x.shape[1] // self.seeds, *x.shape[2:])
         mask = torch.cat([self._mask(shape, x, g) for g in self.generators], dim=1)
         return x * mask
 
 
-def _stack_leaf(layers: list[nn.Module], generators) -> nn.Module:
+def _stack_leaf(layers: list[nn.Module], generators: list | None) -> nn.Module:
     first, s = layers[0], len(layers)
     if type(first) is nn.Conv2d:
         if first.padding_mode != "zeros":
@@ -127,19 +131,22 @@ def _stack_leaf(layers: list[nn.Module], generators) -> nn.Module:
             raise TinycnnError(f"cannot stack {first}: only Flatten(1, -1)")
         return copy.deepcopy(first)
     if type(first) in (FastDropout, nn.Dropout, nn.Dropout2d):
-        return StackedDropout(first, generators)
+        return StackedDropout(first, generators, s)
     if isinstance(first, PER_CHANNEL):
         return copy.deepcopy(first)
     raise TinycnnError(f"cannot train seeds stacked: no stacked form of {type(first).__name__}")
 
 
-def stack_models(models: list[nn.Module], generators: list[torch.Generator] | None = None) -> nn.Module:
+def stack_models(models: list[nn.Module], generators: list[torch.Generator] | None = None, *, shared_masks: bool = False) -> nn.Module:
     """One network holding the S models (same architecture) as channel groups.
 
-    generators[s] draws seed s's dropout masks (default: fresh generators seeded 0..S-1).
+    generators[s] draws seed s's dropout masks (default: fresh generators seeded 0..S-1);
+    shared_masks=True draws them all from torch's default generator instead (StackedDropout).
     The module names are those of the models, so state-dict keys match theirs."""
     if not models:
         raise TinycnnError("nothing to stack")
+    if shared_masks:
+        return _stack(models, None)
     if generators is None:
         generators = [torch.Generator().manual_seed(s) for s in range(len(models))]
     if len(generators) != len(models):
@@ -147,7 +154,7 @@ def stack_models(models: list[nn.Module], generators: list[torch.Generator] | No
     return _stack(models, generators)
 
 
-def _stack(models: list[nn.Module], generators) -> nn.Module:
+def _stack(models: list[nn.Module], generators: list | None) -> nn.Module:
     first = models[0]
     children = [dict(m.named_children()) for m in models]
     if not children[0]:
@@ -226,7 +233,7 @@ class StackedRun:
     model state dict in the original layout. The files of a run are stacked_trainer.py's.
     """
 
-    def __init__(self, config, seeds: list[int]):
+    def __init__(self, config, seeds: list[int], shared_masks: bool | None = None):
         from tinycnn.fast_dropout import use_fast_dropout
         from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
         from tinycnn.train import (
@@ -248,6 +255,13 @@ class StackedRun:
                           erasing=c.erasing, interpolation=c.interpolation)
         self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, mean=mean, std=std) for name in ("val", "test") if name in splits}
+        # On the CPU each seed draws its dropout masks from its own generator, continuing from
+        # its initialisation: the masks of a separate run. On a GPU the masks of all seeds come
+        # from the device's default generator, the one whose state torch.compile carries
+        # through CUDA graphs; a compiled GPU run draws its masks with inductor's own code, so
+        # even a separate run's masks differ from eager mode's there: what stays is the
+        # distribution, which shared masks have too.
+        self.shared_masks = self.device.type != "cpu" if shared_masks is None else shared_masks
         models, generators = [], []
         for s in seeds:
             torch.manual_seed(s)
@@ -255,15 +269,16 @@ class StackedRun:
             if c.fast_dropout:
                 use_fast_dropout(model)
             models.append(model.to(self.device))
-            g = torch.Generator(device=self.device)
-            if self.device.type == "cpu":
-                g.set_state(torch.get_rng_state())
-            else:  # masks come from the device's generator, which torch.manual_seed(s) set to
-                g.manual_seed(s)  # offset 0 (the initialisation used the CPU's)
-            generators.append(g)
+            if not self.shared_masks:
+                g = torch.Generator(device=self.device)
+                if self.device.type == "cpu":
+                    g.set_state(torch.get_rng_state())
+                else:  # the device's generator, as torch.manual_seed(s) left it
+                    g.manual_seed(s)
+                generators.append(g)
         self.facts = model_facts(models[0])
         self.generators = generators
-        self.model = stack_models(models, generators)
+        self.model = stack_models(models, generators, shared_masks=self.shared_masks)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.step_model = compile_model(self.model, self.device) if c.compile else self.model
@@ -395,6 +410,8 @@ class StackedRun:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "generators": [g.get_state() for g in self.generators],
+            "rng_cpu": torch.get_rng_state(),
+            **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
         }
 
     def load_resume_state(self, state: dict) -> None:
@@ -404,3 +421,6 @@ class StackedRun:
             self.scheduler.load_state_dict(state["scheduler"])
         for g, saved in zip(self.generators, state["generators"]):
             g.set_state(saved.cpu())
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)

@@ -79,11 +79,11 @@ class StackedTrainer:
             "best_val": self.best_val[i],
             "config": self.configs[i].to_dict(),
         }
-        generator = run.generators[i].get_state()
-        if run.device.type == "cuda":  # Trainer's dropout draws from the device's generator there
-            state["rng_cpu"], state["rng_cuda"] = torch.get_rng_state(), generator
-        else:
-            state["rng_cpu"] = generator
+        # The generator Trainer's dropout would continue from: this seed's own, or (shared
+        # masks) the default ones.
+        state["rng_cpu"] = torch.get_rng_state() if run.shared_masks else run.generators[i].get_state()
+        if run.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(run.device)
         return state
 
     def _save(self, epochs_done: int, partial: StackedPartial) -> None:
