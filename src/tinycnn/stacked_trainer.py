@@ -42,7 +42,7 @@ class StackedTrainer:
     """Trains `seeds` of one configuration together into root/seed-<s>/ run directories."""
 
     def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, progress: bool | None = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, shared_masks: bool | None = None):
         import sys
 
         self.config = config.validate()
@@ -52,6 +52,7 @@ class StackedTrainer:
         self.configs = [config_from_dict({**self.config.to_dict(), "seed": s}) for s in self.seeds]
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.shared_masks = shared_masks  # None: StackedRun's choice for the device
         self._stop_requested = False
 
     @property
@@ -108,7 +109,7 @@ class StackedTrainer:
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
-        self.run = run = StackedRun(c, self.seeds)
+        self.run = run = StackedRun(c, self.seeds, shared_masks=self.shared_masks)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, StackedPartial.fresh(s)
         self.best_val = [-1.0] * s
