@@ -22,7 +22,6 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -238,15 +237,14 @@ class StackedRun:
         from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
         from tinycnn.train import (
             TORCH_DEFAULT_THREADS, build_model, build_optimizer, build_scheduler, compile_model, model_facts, select_device,
+            use_deterministic_algorithms,
         )
 
         c = self.config = config.validate()
         if len(set(seeds)) != len(seeds) or not seeds:
             raise TinycnnError("a stacked run needs distinct seeds")
         if c.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=False)
-            torch.backends.cudnn.benchmark = False
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            use_deterministic_algorithms()
         self.seeds, self.device = list(seeds), select_device(c.device)
         torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)

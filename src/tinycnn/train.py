@@ -56,6 +56,13 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_deterministic_algorithms() -> None:
+    """--deterministic: torch's deterministic kernels (an error where one has none)."""
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    torch.backends.cudnn.benchmark = False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
 def build_model(config: TrainConfig) -> torch.nn.Module:
     from tinycnn.models import create_model
 
@@ -258,9 +265,7 @@ class Trainer:
     def _setup(self):
         c = self.config
         if c.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=False)
-            torch.backends.cudnn.benchmark = False
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            use_deterministic_algorithms()
         self.device = select_device(c.device)
         # torch's default (the physical cores) is fastest on a machine of one's own; on a
         # machine shared with other jobs, --threads 1 can be several times faster
