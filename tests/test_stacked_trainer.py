@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 
 import pytest
 import torch
@@ -168,3 +169,32 @@ def test_shared_masks_resume_exactly():
     second = StackedRun(config, [0, 1], shared_masks=True)
     second.load_resume_state(saved)
     assert second.epoch(1)["train_loss"] == expected
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("layer", [FastDropout(0.3), torch.nn.Dropout(0.3), torch.nn.Dropout2d(0.3)])
+def test_stacked_dropout_traces_with_a_symbolic_batch_size(layer, shared):
+    """torch.compile treats the batch size as symbolic once an epoch's last, smaller batch
+    comes; the masks must trace there too, and draw what eager mode draws."""
+    generators = None if shared else [torch.Generator().manual_seed(s) for s in range(2)]
+    dropout = StackedDropout(layer, generators, 2)
+    traced = torch.compile(dropout, backend="eager", dynamic=True)
+    for batch in (64, 32):
+        x = torch.randn(batch, 2 * 4, 6, 6)
+        state = [g.get_state() for g in generators] if generators else torch.get_rng_state()
+        eager = dropout(x)
+        if generators:
+            for g, saved in zip(generators, state):
+                g.set_state(saved)
+        else:
+            torch.set_rng_state(state)
+        assert torch.equal(traced(x), eager)
+
+
+@pytest.mark.skipif(not os.environ.get("TINYCNN_TEST_COMPILE"), reason="compiling takes a minute on 2 cores; set TINYCNN_TEST_COMPILE=1")
+@pytest.mark.parametrize("shared", [False, True])
+def test_compiled_stacked_run_with_a_smaller_last_batch(shared):
+    config = small(subset=160, epochs=1, scheduler="none", lr=0.01)  # batches of 64, 64, 32
+    eager = StackedRun(config, [0, 1], shared_masks=shared).epoch(0)
+    compiled = StackedRun(load_recipe("default", **{**config.to_dict(), "compile": True}), [0, 1], shared_masks=shared).epoch(0)
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], abs=1e-4)

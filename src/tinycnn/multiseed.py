@@ -79,7 +79,10 @@ class StackedDropout(nn.Module):
             n = 1
             for d in shape:
                 n *= d
-            words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device, generator=g)
+            # randint's draws, written as random_ so that torch.compile can trace them for a
+            # batch size it treats as symbolic (an epoch's smaller last batch); randint with
+            # a generator argument fails there.
+            words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_(-(2**63), 2**63 - 1, generator=g)
             u16 = words.view(torch.int16)[:n].view(shape)
             return (u16 < round(keep * 65536) - 32768).to(like.dtype) * (65536 / round(keep * 65536))
         if self.kind == "2d":
