@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -43,8 +44,6 @@ class StackedTrainer:
 
     def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, progress: bool | None = None,
                  log: Callable[[str], None] = print, shared_masks: bool | None = None):
-        import sys
-
         self.config = config.validate()
         self.seeds = list(seeds)
         self.root = Path(root)
