@@ -8,13 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinycnn.bench import bench_config, parse_assignments, run_bench, time_to_accuracy
+from tinycnn.bench import bench_config, parse_assignments, run_bench
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.models import create_model
 from tinycnn.multiseed import StackedRun, per_seed_loss, stack_models, stacked_input, unstack_state
+from tinycnn.stats import time_to_accuracy
 from tinycnn.train import Trainer, _Partial
 
 

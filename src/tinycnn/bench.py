@@ -483,14 +483,3 @@ def profile_step(values: dict, *, images: int, device: str = "auto", rows: int =
 
 
 # ---------------------------------------------------------------- time to accuracy
-
-
-def time_to_accuracy(metrics: list[dict], target: float = 99.4) -> dict | None:
-    """The first epoch from which test accuracy stays >= target to the end, and the seconds
-    of training and evaluation spent up to and including it; None if never."""
-    accs = [m["test_acc"] for m in metrics]
-    for i in range(len(accs)):
-        if all(a >= target for a in accs[i:]):
-            seconds = sum(m["train_seconds"] + m["eval_seconds"] for m in metrics[: i + 1])
-            return {"epoch": i + 1, "seconds": seconds, "test_acc": accs[i], "final_test_acc": accs[-1]}
-    return None

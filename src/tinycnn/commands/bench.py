@@ -59,10 +59,11 @@ def run(args):
 def _time_to_accuracy(args):
     from pathlib import Path
 
-    from tinycnn.bench import TWEAKS, parse_assignments, time_to_accuracy
+    from tinycnn.bench import TWEAKS, parse_assignments
     from tinycnn.config import config_from_dict
     from tinycnn.errors import TinycnnError
     from tinycnn.recipes import load_recipe
+    from tinycnn.stats import time_to_accuracy
     from tinycnn.train import Trainer, default_run_dir, device_name, read_metrics
 
     config = load_recipe(args.recipe, device=args.device)
