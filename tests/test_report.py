@@ -87,6 +87,7 @@ def test_report_multi_seed(runs):
     assert "2 seeds (0, 1)" in text
     assert "seeds meet era-s7" in text  # stats.render_summary's per-seed table
     assert "| parameters | < 8,000 | 6,750 | 2 of 2 seeds |" in text
+    assert "| test accuracy >= 99.4% to the end, from | never |" in text  # 300 images
     assert "median final test accuracy" in text
     for key, name in FIGURES.items():
         assert_png(multi / name, SIZES[key])
@@ -133,3 +134,15 @@ def test_open_run_without_epochs(tmp_path):
     (tmp_path / "seeds.json").write_text('{"seeds": [0]}')
     with pytest.raises(TinycnnError, match="no seed has started"):
         open_run(tmp_path)
+
+
+def test_time_to_target_row():
+    from tinycnn.report import _held_row
+
+    def outcome(epoch, seconds, stacked=False):
+        return {"target_held_from_epoch": epoch, "seconds_to_target": seconds, "stacked": stacked}
+
+    assert _held_row([outcome(12, 321.4)]) == "epoch 12, after 321 s"
+    assert _held_row([outcome(12, 300.0), outcome(None, None), outcome(14, 400.0)]) == "2 of 3 seeds: epochs 12, 14; 350 s (mean of 2; 300-400)"
+    assert _held_row([outcome(None, None)]) == "never"
+    assert _held_row([outcome(10, 800.0, True), outcome(13, 900.0, True)]).endswith("(stacked seeds: the time of all of them)")

@@ -284,6 +284,19 @@ def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str 
     return path
 
 
+def _held_row(outcomes: list[dict]) -> str:
+    """From which epoch, and after how many seconds of training + evaluation, each seed's
+    test accuracy stayed at or above the spec's target to the end."""
+    held = [o for o in outcomes if o["target_held_from_epoch"] is not None]
+    if not held:
+        return "never"
+    shared = " (stacked seeds: the time of all of them)" if any(o["stacked"] for o in held) else ""
+    if len(outcomes) == 1:
+        return f"epoch {held[0]['target_held_from_epoch']}, after {held[0]['seconds_to_target']:,.0f} s"
+    epochs = ", ".join(str(o["target_held_from_epoch"]) for o in held)
+    return f"{len(held)} of {len(outcomes)} seeds: epochs {epochs}; " + fmt_spread(spread([o["seconds_to_target"] for o in held]), 0, " s") + shared
+
+
 def _markdown(view: RunView, spec: dict, k: int, target: float, schedule_ok: bool, predicted: dict | None, rep: int) -> str:
     config = view.config
     outcomes = [run_outcome(d, spec, k) for d in view.seed_dirs]
@@ -314,6 +327,7 @@ def _markdown(view: RunView, spec: dict, k: int, target: float, schedule_ok: boo
         ["final test accuracy", fmt_spread(col("final_test_acc"))],
         [f"lowest test accuracy of the last {k} epochs", fmt_spread(col("min_last_k_test_acc"))],
         ["seconds per epoch (median, train + eval)", fmt_spread(col("seconds_per_epoch"), 1, " s")],
+        [f"test accuracy >= {spec['accuracy_at_least']:g}% to the end, from", _held_row(outcomes)],
     ]
     if predicted:
         logged = view.metrics[rep][-1]["test_acc"]
