@@ -70,6 +70,7 @@ def test_stacked_seeds_write_the_runs_of_separate_seeds(tmp_path, capsys):
     assert "FAIL" in capsys.readouterr().out  # 256 images do not reach 99.4%
     assert main(["train", "--resume", str(stacked), "--no-progress"]) == 0  # resumes as a stacked run
     assert "already finished (2 epochs)" in capsys.readouterr().out
+    assert read_run(stacked / "seed-0")["status"] == "finished"
 
 
 def test_interrupted_stacked_run_resumes_exactly(tmp_path):

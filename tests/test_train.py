@@ -274,3 +274,13 @@ def test_unknown_model_fails_before_anything_is_written(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and "did you mean era-s7-6750" in captured.err
     assert not (tmp_path / "r").exists()
+
+
+def test_resuming_a_finished_run_leaves_it_finished(tmp_path, capsys):
+    out = tmp_path / "done"
+    assert main(["train", "--subset", "256", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    before = (out / "last.pt").read_bytes()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert "already finished (1 epochs)" in capsys.readouterr().out
+    assert read_run(out)["status"] == "finished"
+    assert (out / "last.pt").read_bytes() == before

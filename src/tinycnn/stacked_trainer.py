@@ -134,10 +134,10 @@ class StackedTrainer:
                 atomic_write_text(paths.config, to_toml(config.to_dict()))
                 # trained together in one network:
                 self.run_infos.append({**new_run_info(run.device, seed, facts), "stacked_seeds": self.seeds})
-        self._write_runs(status="running", epochs_done=epochs_done)
-        if epochs_done >= c.epochs:
+        if epochs_done >= c.epochs:  # run.json keeps saying "finished"
             self.log(f"{self.root}: already finished ({epochs_done} epochs)")
             return self._results(facts)
+        self._write_runs(status="running", epochs_done=epochs_done)
 
         previous_handler = stop_on_sigint(self)
         wall_start = time.perf_counter()

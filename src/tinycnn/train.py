@@ -339,10 +339,10 @@ class Trainer:
         else:
             atomic_write_text(paths.config, to_toml(c.to_dict()))
             self.run_info = new_run_info(self.device, c.seed, self.facts)
-        self._write_run(status="running", epochs_done=epochs_done)
-        if epochs_done >= c.epochs:
+        if epochs_done >= c.epochs:  # run.json keeps saying "finished"
             self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
             return RunResult(paths.root, c, metrics, self.facts, "finished")
+        self._write_run(status="running", epochs_done=epochs_done)
 
         previous_handler = stop_on_sigint(self)
         wall_start = time.perf_counter()
