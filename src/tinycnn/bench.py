@@ -480,6 +480,3 @@ def profile_step(values: dict, *, images: int, device: str = "auto", rows: int =
             _sync(dev)
     sort = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     return f"{pipeline.name}\n" + prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=45)
-
-
-# ---------------------------------------------------------------- time to accuracy

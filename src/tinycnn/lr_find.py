@@ -137,12 +137,12 @@ def _config(args, **extra):
 
 
 def _data(config, device):
-    from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
+    from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
+    from tinycnn.train import build_augment
 
     splits = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=device)
     mean, std = NORMALIZATION[config.dataset]
-    augment = Augment(rotation=config.rotation, translate=config.translate, scale=tuple(config.scale), shear=config.shear,
-                      erasing=config.erasing, interpolation=config.interpolation)
+    augment = build_augment(config)
     train = BatchLoader(*splits["train"], config.batch_size, shuffle=True, seed=config.seed, augment=augment, mean=mean, std=std)
     test = BatchLoader(*splits["test"], config.eval_batch_size, mean=mean, std=std)
     return train, test

@@ -237,10 +237,10 @@ class StackedRun:
 
     def __init__(self, config, seeds: list[int], shared_masks: bool | None = None):
         from tinycnn.fast_dropout import use_fast_dropout
-        from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
+        from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
         from tinycnn.train import (
-            TORCH_DEFAULT_THREADS, build_model, build_optimizer, build_scheduler, compile_model, model_facts, select_device,
-            use_deterministic_algorithms,
+            TORCH_DEFAULT_THREADS, build_augment, build_model, build_optimizer, build_scheduler, compile_model, model_facts,
+            select_device, use_deterministic_algorithms,
         )
 
         c = self.config = config.validate()
@@ -252,8 +252,7 @@ class StackedRun:
         torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
         mean, std = NORMALIZATION[c.dataset]
-        augment = Augment(rotation=c.rotation, translate=c.translate, scale=tuple(c.scale), shear=c.shear,
-                          erasing=c.erasing, interpolation=c.interpolation)
+        augment = build_augment(c)
         self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, mean=mean, std=std) for name in ("val", "test") if name in splits}
         # On the CPU each seed draws its dropout masks from its own generator, continuing from

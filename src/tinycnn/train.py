@@ -70,6 +70,14 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     return create_model(config.model, **overrides)
 
 
+def build_augment(config: TrainConfig) -> Augment:
+    """The batched augmentation a configuration asks for."""
+    return Augment(
+        rotation=config.rotation, translate=config.translate, scale=tuple(config.scale), shear=config.shear,
+        erasing=config.erasing, interpolation=config.interpolation,
+    )
+
+
 def compile_model(model: torch.nn.Module, device: torch.device, inductor: dict | None = None):
     """torch.compile: on the CPU, fused C++ kernels (about 40 s to compile on 2 cores); on
     CUDA also CUDA graphs (mode="reduce-overhead"), since a step of these small networks is
@@ -274,10 +282,7 @@ class Trainer:
         torch.manual_seed(c.seed)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
         mean, std = NORMALIZATION[c.dataset]
-        augment = Augment(
-            rotation=c.rotation, translate=c.translate, scale=tuple(c.scale), shear=c.shear,
-            erasing=c.erasing, interpolation=c.interpolation,
-        )
+        augment = build_augment(c)
         common = dict(mean=mean, std=std, channels_last=c.channels_last)
         self.train_loader = BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=c.seed, augment=augment, **common)
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, **common) for name in ("val", "test") if name in splits}
