@@ -93,15 +93,13 @@ def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -
     from tinycnn.multiseed import why_not_stackable
     from tinycnn.train import build_model, select_device
 
-    if stack is False:
+    if stack is False or (stack is None and (len(seeds) < 2 or select_device(config.device).type != "cuda")):
         return False
-    reason = why_not_stackable(build_model(config))
+    reason = why_not_stackable(build_model(config))  # only where stacking would happen
     if stack:
         if reason:
             raise TinycnnError(f"--stack: {reason}; train the seeds one after another (without --stack)")
         return True
-    if len(seeds) < 2 or select_device(config.device).type != "cuda":
-        return False
     if reason:
         print(f"seeds run one after another: {reason}")
         return False
