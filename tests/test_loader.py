@@ -113,3 +113,36 @@ def test_real_splits_and_validation_carve(mnist_splits):
     assert sub["train"][0].shape[0] == 2000 and sub["test"][0].shape[0] == 2000
     with pytest.raises(TinycnnError, match="val-size"):
         load_splits("mnist", val_size=60000)
+
+
+def test_whole_epoch_mode_gives_the_batches_of_batch_by_batch_mode():
+    # The order is the first draw in both modes, so without augmentation the batches are equal.
+    images, labels = _digits(50)
+    images = images + torch.arange(50, dtype=torch.uint8).view(50, 1, 1)  # tell the images apart
+    one = BatchLoader(images, labels, 16, shuffle=True, seed=3, whole_epoch=False)
+    whole = BatchLoader(images, labels, 16, shuffle=True, seed=3, whole_epoch=True)
+    a, b = list(one.epoch(2)), list(whole.epoch(2))
+    assert [x.shape[0] for x, _ in b] == [16, 16, 16, 2]
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_whole_epoch_mode_with_augmentation_is_a_function_of_seed_and_epoch():
+    images, labels = _digits(40)
+    aug = Augment(rotation=15, erasing=0.5)
+
+    def batches(seed, epoch):
+        loader = BatchLoader(images, labels, 16, shuffle=True, seed=seed, augment=aug, whole_epoch=True)
+        return torch.cat([x for x, _ in loader.epoch(epoch)])
+
+    assert torch.equal(batches(1, 0), batches(1, 0))
+    assert not torch.equal(batches(1, 0), batches(1, 1))
+    assert not torch.equal(batches(1, 0), batches(2, 0))
+    # every image is warped on its own, as batch by batch
+    x = batches(1, 0)
+    assert len({tuple(row.tolist()) for row in (x.flatten(1) > 0).float().sum(1).view(-1, 1)}) > 5
+
+
+def test_whole_epoch_mode_is_the_default_on_a_gpu_only():
+    images, labels = _digits(8)
+    assert BatchLoader(images, labels, 4).whole_epoch is False

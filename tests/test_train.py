@@ -14,7 +14,7 @@ from tinycnn.errors import TinycnnError
 from tinycnn.models import create_model
 from tinycnn.recipes import list_recipes, load_recipe
 from tinycnn.session import parse_seeds
-from tinycnn.train import Trainer, read_metrics, read_run
+from tinycnn.train import Trainer, read_config, read_metrics, read_run
 
 
 def small(**kw):
@@ -284,3 +284,12 @@ def test_resuming_a_finished_run_leaves_it_finished(tmp_path, capsys):
     assert "already finished (1 epochs)" in capsys.readouterr().out
     assert read_run(out)["status"] == "finished"
     assert (out / "last.pt").read_bytes() == before
+
+
+def test_execution_flags_reach_the_saved_config(tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "--subset", "300", "--epochs", "1", "--out", str(out), "--no-progress",
+                 "--eval-batch-size", "100", "--no-cuda-graphs", "--no-fast-dropout"])
+    assert code == 0
+    config = read_config(out)
+    assert (config.eval_batch_size, config.cuda_graphs, config.fast_dropout) == (100, False, False)

@@ -77,6 +77,7 @@ class TrainConfig:
     channels_last: bool = False
     fast_dropout: bool = True  # cheap dropout masks (fast_dropout.py): same distribution, ~1.6x faster steps on CPU
     deterministic: bool = False  # deterministic algorithms; exact resume on the CPU
+    cuda_graphs: bool = True  # on a GPU: each step's forward and backward replayed as one CUDA graph (graph_step.py)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the physical cores)
 
     def validate(self) -> "TrainConfig":

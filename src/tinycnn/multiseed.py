@@ -31,6 +31,7 @@ from torch import nn
 
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import FastDropout
+from tinycnn.graph_step import GraphedStep, graphs_apply
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -281,10 +282,23 @@ class StackedRun:
         self.model = stack_models(models, generators, shared_masks=self.shared_masks)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.step_model = compile_model(self.model, self.device) if c.compile else self.model
-        self.cuda_graphs = c.compile and self.device.type == "cuda"
+        # Whole steps as CUDA graphs need every random draw from the device's default generator.
+        step_graphs = graphs_apply(c, self.device) and self.shared_masks
+        self.step_model = compile_model(self.model, self.device, step_graphs=step_graphs) if c.compile else self.model
+        self.cuda_graphs = c.compile and self.device.type == "cuda" and not step_graphs  # torch.compile's own
+        self.graphed = GraphedStep(self._forward_backward, list(self.model.parameters())) if step_graphs else None
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's forward, per-seed losses and backward, as GraphedStep captures it."""
+        from tinycnn.train import autocast
+
+        with autocast(self.device, self.config.amp, cache=False):
+            logits = self.step_model(x)
+        losses = per_seed_loss(logits, y, len(self.seeds), self.config.label_smoothing)
+        losses.sum().backward()
+        return losses.detach(), logits.detach()
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
@@ -315,18 +329,21 @@ class StackedRun:
             x = self._input(stacked_input([p[0] for p in pairs]))
             y = torch.stack([p[1] for p in pairs], 1)  # (B, S)
             lrs.append(self.optimizer.param_groups[0]["lr"])
-            if self.cuda_graphs:
-                torch.compiler.cudagraph_mark_step_begin()
-            with autocast(device, c.amp):
-                logits = self.step_model(x)
-            losses = per_seed_loss(logits, y, s, c.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            if self.graphed is not None:
+                detached, logits = self.graphed(x, y)
+            else:
+                if self.cuda_graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                with autocast(device, c.amp):
+                    logits = self.step_model(x)
+                losses = per_seed_loss(logits, y, s, c.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                detached = losses.detach()
             self.optimizer.step()
             if self.per_batch:
                 self.scheduler.step()
             # Metrics stay on the device; the host reads them every SYNC_EVERY batches.
-            detached = losses.detach()
             loss_sum += detached * y.shape[0]
             correct += (logits.detach().view(y.shape[0], s, -1).argmax(2) == y).sum(0)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), b, first_bad)
