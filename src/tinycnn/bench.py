@@ -42,8 +42,9 @@ DEFAULTS = dict(model="era-s7-8172", batch_size=128, rotation=15.0, images=10_24
 # levers that won without changing results: fast dropout, and on the CPU, the thread count):
 # the levers of docs/benchmarks.md that win and keep results equivalent. Augmentation is
 # nearest-neighbour on both sides, as RandomRotation's. bf16 (amp) changes the arithmetic and
-# is left out. The CUDA line is not measured (no GPU was at hand): it is the usual choice,
-# torch.compile with CUDA graphs and NHWC convolutions for cuDNN.
+# is left out. On CUDA, torch.compile inside the CUDA graph of each step (cuda_graphs, a
+# TrainConfig default) was the fastest step measured on an H100 (docs/benchmarks.md "GPU");
+# channels_last made no difference there for one network and stays as it was measured.
 BEST = {
     "cpu": {"interpolation": "nearest", "compile": True},
     "cuda": {"interpolation": "nearest", "compile": True, "channels_last": True},

@@ -40,8 +40,8 @@ class GraphedStep:
         key = (tuple(x.shape), x.stride(), tuple(y.shape), x.dtype)
         if key not in self._inputs:
             # The warm-up steps run on the very tensors the graph will read: torch.compile
-            # guards on an input's storage offset, and a slice of an epoch has another
-            # one than a fresh tensor, which would recompile inside the capture.
+            # guards on its inputs' layout, and warmed up on other tensors (slices of the
+            # epoch) it recompiled inside the capture, which then failed (seen on an H100).
             self._inputs[key] = (x.clone(), y.clone())
         static_x, static_y = self._inputs[key]
         static_x.copy_(x)
