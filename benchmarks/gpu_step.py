@@ -121,23 +121,8 @@ def variant(name, model_name, seeds, amp, channels_last, batches, steps):
             opt.step()
             return loss.detach()
 
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_loss = step()
-
-        def run(i):
-            x, y = batches[i % len(batches)]
-            static_x.copy_(x)
-            static_y.copy_(y)
-            graph.replay()
-            return static_loss
-
+        graph, static_loss = capture(step, warmup=3)
+        return time_replays(graph, static_loss, None, [static_x], [static_y], batches, steps, t_compile)
         run(0)
     torch.cuda.synchronize()
     setup = time.perf_counter() - t_compile
@@ -178,20 +163,28 @@ def fb_variant(name, model, seeds, ctx, batches, steps, t0):
         return loss.detach()
 
     graph, static_loss = capture(fb, list(model.parameters()))
+    return time_replays(graph, static_loss, opt, [static_x], [static_y], batches, steps, t0)
+
+
+def time_replays(graph, static_loss, opt, xs, ys, batches, steps, t0):
+    """(ms a step, seconds of setup, mean loss after) for replaying `graph` on `batches`
+    copied into every static input, then the eager optimizer step if `opt`."""
 
     def run(i):
         x, y = batches[i % len(batches)]
-        static_x.copy_(x)
-        static_y.copy_(y)
+        for static_x, static_y in zip(xs, ys):
+            static_x.copy_(x)
+            static_y.copy_(y)
         graph.replay()
-        opt.step()
+        if opt is not None:
+            opt.step()
         return static_loss
 
     run(0)
     torch.cuda.synchronize()
     setup = time.perf_counter() - t0
     ms = timed(run, steps)
-    return ms, setup, float(run(0))
+    return ms, setup, float(run(0).float().mean())
 
 
 def streams_variant(model_name, seeds, amp, compiled, batches, steps):
@@ -223,21 +216,7 @@ def streams_variant(model_name, seeds, amp, compiled, batches, steps):
         return torch.stack(losses)
 
     graph, static_loss = capture(fb, params)
-
-    def run(i):
-        x, y = batches[i % len(batches)]
-        for s in range(seeds):
-            xs[s].copy_(x)
-            ys[s].copy_(y)
-        graph.replay()
-        opt.step()
-        return static_loss
-
-    run(0)
-    torch.cuda.synchronize()
-    setup = time.perf_counter() - t0
-    ms = timed(run, steps)
-    return ms, setup, float(run(0).mean())
+    return time_replays(graph, static_loss, opt, xs, ys, batches, steps, t0)
 
 
 def main():
