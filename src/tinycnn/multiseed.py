@@ -291,10 +291,11 @@ class StackedRun:
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
 
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's forward, per-seed losses and backward, as GraphedStep captures it."""
+        """One step's forward, per-seed losses and backward (the gradients zeroed before):
+        (losses, logits), detached; as Trainer._forward_backward."""
         from tinycnn.train import autocast
 
-        with autocast(self.device, self.config.amp, cache=False):
+        with autocast(self.device, self.config.amp, cache=self.graphed is None):
             logits = self.step_model(x)
         losses = per_seed_loss(logits, y, len(self.seeds), self.config.label_smoothing)
         losses.sum().backward()
@@ -309,9 +310,9 @@ class StackedRun:
 
         Returns per-seed lists train_loss and train_acc, with images (all seeds), lrs and
         seconds; or, when should_stop() turned true before the last batch, {"partial": ...}."""
-        from tinycnn.train import SYNC_EVERY, autocast
+        from tinycnn.train import SYNC_EVERY
 
-        c, s, device = self.config, len(self.seeds), self.device
+        s, device = len(self.seeds), self.device
         partial = partial or StackedPartial.fresh(s)
         self.model.train()
         streams = [loader.epoch(epoch) for loader in self.loaders]
@@ -334,12 +335,8 @@ class StackedRun:
             else:
                 if self.cuda_graphs:
                     torch.compiler.cudagraph_mark_step_begin()
-                with autocast(device, c.amp):
-                    logits = self.step_model(x)
-                losses = per_seed_loss(logits, y, s, c.label_smoothing)
                 self.optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                detached = losses.detach()
+                detached, logits = self._forward_backward(x, y)
             self.optimizer.step()
             if self.per_batch:
                 self.scheduler.step()

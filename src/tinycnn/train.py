@@ -83,7 +83,7 @@ def compile_model(model: torch.nn.Module, device: torch.device, inductor: dict |
     """torch.compile: on the CPU, fused C++ kernels (about 40 s to compile on 2 cores); on
     CUDA fused Triton kernels, and also CUDA graphs of the model (mode="reduce-overhead")
     unless `step_graphs`: the caller captures whole steps around it (graph_step.py), which
-    measured 3.4x faster than the model's graphs alone.
+    measured 3.6x faster a step than the model's graphs alone (docs/benchmarks.md "GPU").
 
     On the CPU the dropout masks' random numbers come from torch's generator, as in eager
     mode (fallback_random), not from inductor's per-element Philox code: 1.05x faster
@@ -388,11 +388,11 @@ class Trainer:
         self._write_run(status="finished", finished_at=utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
         return RunResult(paths.root, c, metrics, self.facts, "finished")
 
-
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's forward, loss and backward, as GraphedStep captures it."""
+        """One step's forward, loss and backward (the gradients zeroed before): (loss, logits),
+        detached. GraphedStep captures it, with autocast's cache off."""
         c = self.config
-        with autocast(self.device, c.amp, cache=False):
+        with autocast(self.device, c.amp, cache=self.graphed is None):
             logits = self.step_model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
         loss.backward()
@@ -400,7 +400,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, partial: _Partial, on_batch) -> dict | None:
         c, device = self.config, self.device
-        model, step_model, optimizer, scheduler = self.model, self.step_model, self.optimizer, self.scheduler
+        model, optimizer, scheduler = self.model, self.optimizer, self.scheduler
         model.train()
         loader = self.train_loader
         n_batches = len(loader)
@@ -423,12 +423,8 @@ class Trainer:
             else:
                 if self.cuda_graphs:  # a new training step: the graphs' output buffers may be reused
                     torch.compiler.cudagraph_mark_step_begin()
-                with autocast(device, c.amp):
-                    logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                detached = loss.detach()
+                detached, logits = self._forward_backward(x, y)
             optimizer.step()
             if self.per_batch:
                 scheduler.step()
