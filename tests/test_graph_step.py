@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinycnn.errors import TinycnnError
 from tinycnn.graph_step import GraphedStep, graphs_apply
 from tinycnn.models.registry import create_model
 from tinycnn.recipes import load_recipe
@@ -92,3 +93,32 @@ def test_trainer_with_graphs_follows_the_trainer_without(tmp_path, compile):
     # without dropout the same computation; cuDNN and inductor may sum in other orders
     for a, b in zip(losses[False], losses[True]):
         assert abs(a - b) < 0.02 * a
+
+
+def test_a_step_that_cannot_be_captured_is_one_clear_error(monkeypatch):
+    # Stand-ins for the CUDA calls, so that the failure path runs on any machine.
+    class Graph:
+        def replay(self):
+            raise AssertionError("never captured")
+
+    class FailingCapture:
+        def __init__(self, graph):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+            return False
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", FailingCapture)
+    model = create_model("era-s7-8172", dropout=0.0)
+    step = GraphedStep(_forward_backward(model), list(model.parameters()), warmup=1)
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    step(x, y)  # the eager warm-up step
+    with pytest.raises(TinycnnError, match=r"could not capture the training step as a CUDA graph \(RuntimeError: operation not permitted when stream is capturing\); train with --no-cuda-graphs"):
+        step(x, y)

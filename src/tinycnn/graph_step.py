@@ -20,6 +20,8 @@ from typing import Callable
 
 import torch
 
+from tinycnn.errors import TinycnnError
+
 ForwardBackward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
@@ -72,8 +74,15 @@ class GraphedStep:
             p.grad = None
         torch.cuda.synchronize(static_x.device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = self.forward_backward(static_x, static_y)
+        try:
+            with torch.cuda.graph(graph):
+                outputs = self.forward_backward(static_x, static_y)
+        except Exception as exc:  # an operation that cannot be captured, e.g. one that waits for the host
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise TinycnnError(
+                f"could not capture the training step as a CUDA graph ({type(exc).__name__}: {first}); "
+                "train with --no-cuda-graphs"
+            ) from exc
         entry = (graph, outputs, [p.grad for p in self.params])
         self._graphs[key] = entry
         self._grads_of = key
