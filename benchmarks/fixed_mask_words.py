@@ -1,0 +1,56 @@
+"""What drawing the dropout masks still costs a compiled bf16 step on the CPU.
+
+    PYTHONPATH=src python3 benchmarks/fixed_mask_words.py
+
+A is the Trainer as `tinycnn bench` runs it (compile, bf16); B is the same with every
+FastDropout reading its random words from a buffer filled once, so that the step draws
+nothing: the most that drawing the masks ahead of time (say on another thread) could save.
+B trains with the same mask every step, so it is a measurement, not a lever.
+"""
+import tempfile
+from pathlib import Path
+
+import torch
+
+from tinycnn import bench
+from tinycnn.fast_dropout import FastDropout
+from tinycnn.train import compile_model
+
+
+class FixedWords(FastDropout):
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        n = x.numel()
+        if not hasattr(self, "words") or self.words.numel() * 4 < n:
+            self.register_buffer("words", torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64), persistent=False)
+        u16 = self.words.view(torch.int16)[:n].view(x.shape)
+        mask = u16 < (round(keep * 65536) - 32768)
+        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+
+
+def tweak(trainer):
+    for module in trainer.model.modules():
+        for name, child in module.named_children():
+            if type(child) is FastDropout:
+                setattr(module, name, FixedWords(child.p))
+    # one eager batch fills the buffers, then the model is compiled again
+    trainer.model.train()
+    x = torch.randn(128, 1, 28, 28)
+    trainer.model(x)
+    trainer.step_model = compile_model(trainer.model, trainer.device)
+
+
+def main():
+    values = {"compile": True, "amp": True}
+    config, _ = bench.bench_config(values, images=5120, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        a = bench.TrainerPipeline("drawn masks", config, Path(tmp))
+        b = bench.TrainerPipeline("fixed words (no drawing)", config, Path(tmp), tweak)
+        sa, sb = bench.alternate(a, b, 5, 5120)
+        print(bench.report(sa, sb))
+
+
+if __name__ == "__main__":
+    main()
