@@ -39,7 +39,7 @@ def tweak(trainer):
     trainer.model.train()
     x = torch.randn(128, 1, 28, 28)
     trainer.model(x)
-    trainer.step_model = compile_model(trainer.model, trainer.device)
+    trainer.step.model = compile_model(trainer.model, trainer.device)
 
 
 def main():

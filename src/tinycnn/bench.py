@@ -366,7 +366,7 @@ def _compile_tweak(values: dict[str, str]):
 
         if not trainer.config.compile or trainer.device.type != "cpu":
             raise TinycnnError(f"{', '.join(values)}=... applies to compile=true on the CPU only")
-        trainer.step_model = compile_model(trainer.model, trainer.device, inductor=options)
+        trainer.step.model = compile_model(trainer.model, trainer.device, inductor=options)
 
     return tweak
 

@@ -31,7 +31,6 @@ from torch import nn
 
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import FastDropout
-from tinycnn.graph_step import GraphedStep, graphs_apply
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -240,7 +239,7 @@ class StackedRun:
         from tinycnn.fast_dropout import use_fast_dropout
         from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
         from tinycnn.train import (
-            TORCH_DEFAULT_THREADS, build_augment, build_model, build_optimizer, build_scheduler, compile_model, model_facts,
+            TORCH_DEFAULT_THREADS, TrainStep, build_augment, build_model, build_optimizer, build_scheduler, model_facts,
             select_device, use_deterministic_algorithms,
         )
 
@@ -283,23 +282,12 @@ class StackedRun:
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # Whole steps as CUDA graphs need every random draw from the device's default generator.
-        step_graphs = graphs_apply(c, self.device) and self.shared_masks
-        self.step_model = compile_model(self.model, self.device, step_graphs=step_graphs) if c.compile else self.model
-        self.cuda_graphs = c.compile and self.device.type == "cuda" and not step_graphs  # torch.compile's own
-        self.graphed = GraphedStep(self._forward_backward, list(self.model.parameters())) if step_graphs else None
+        self.step = TrainStep(
+            self.model, c, self.device, lambda logits, y: per_seed_loss(logits, y, len(seeds), c.label_smoothing),
+            graphs_allowed=self.shared_masks,
+        )
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
-
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's forward, per-seed losses and backward (the gradients zeroed before):
-        (losses, logits), detached; as Trainer._forward_backward."""
-        from tinycnn.train import autocast
-
-        with autocast(self.device, self.config.amp, cache=self.graphed is None):
-            logits = self.step_model(x)
-        losses = per_seed_loss(logits, y, len(self.seeds), self.config.label_smoothing)
-        losses.sum().backward()
-        return losses.detach(), logits.detach()
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
@@ -330,13 +318,7 @@ class StackedRun:
             x = self._input(stacked_input([p[0] for p in pairs]))
             y = torch.stack([p[1] for p in pairs], 1)  # (B, S)
             lrs.append(self.optimizer.param_groups[0]["lr"])
-            if self.graphed is not None:
-                detached, logits = self.graphed(x, y)
-            else:
-                if self.cuda_graphs:
-                    torch.compiler.cudagraph_mark_step_begin()
-                self.optimizer.zero_grad(set_to_none=True)
-                detached, logits = self._forward_backward(x, y)
+            detached, logits = self.step(x, y)
             self.optimizer.step()
             if self.per_batch:
                 self.scheduler.step()

@@ -133,6 +133,43 @@ def autocast(device: torch.device, enabled: bool, cache: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache) if enabled else nullcontext()
 
 
+class TrainStep:
+    """Forward, loss and backward of one training step, the gradients zeroed before, run the
+    way the device runs it best: replayed as one CUDA graph (graph_step.py), under
+    torch.compile's own CUDA graphs (--no-cuda-graphs), or op by op. Called with (x, y), it
+    returns (loss, logits), detached; valid until the next call.
+
+    `loss_fn(logits, y)` is the loss to report, a scalar or one per seed (their sum is what
+    is differentiated). `graphs_allowed=False` where a step draws from generators a graph
+    cannot carry."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], graphs_allowed: bool = True):
+        step_graphs = graphs_apply(config, device) and graphs_allowed
+        self.model = compile_model(model, device, step_graphs=step_graphs) if config.compile else model
+        self.params = list(model.parameters())
+        self.device, self.amp, self.loss_fn = device, config.amp, loss_fn
+        self.compiled_graphs = config.compile and device.type == "cuda" and not step_graphs  # torch.compile's own
+        self.graphed = GraphedStep(self._forward_backward, self.params) if step_graphs else None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.graphed is not None:
+            return self.graphed(x, y)
+        if self.compiled_graphs:  # a new training step: the graphs' output buffers may be reused
+            torch.compiler.cudagraph_mark_step_begin()
+        for p in self.params:
+            p.grad = None
+        return self._forward_backward(x, y)
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # GraphedStep captures this; autocast's cache must be off inside a capture.
+        with autocast(self.device, self.amp, cache=self.graphed is None):
+            logits = self.model(x)
+        loss = self.loss_fn(logits, y)
+        (loss if loss.dim() == 0 else loss.sum()).backward()
+        return loss.detach(), logits.detach()
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False) -> dict:
     """Mean cross-entropy and accuracy (%) over the whole split."""
@@ -297,10 +334,9 @@ class Trainer:
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.facts = {**model_facts(self.model), "full_data": c.subset is None}
-        step_graphs = graphs_apply(c, self.device)
-        self.step_model = compile_model(self.model, self.device, step_graphs=step_graphs) if c.compile else self.model
-        self.cuda_graphs = c.compile and self.device.type == "cuda" and not step_graphs  # torch.compile's own
-        self.graphed = GraphedStep(self._forward_backward, list(self.model.parameters())) if step_graphs else None
+        self.step = TrainStep(
+            self.model, c, self.device, lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
+        )
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.train_loader))
 
@@ -388,16 +424,6 @@ class Trainer:
         self._write_run(status="finished", finished_at=utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
         return RunResult(paths.root, c, metrics, self.facts, "finished")
 
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's forward, loss and backward (the gradients zeroed before): (loss, logits),
-        detached. GraphedStep captures it, with autocast's cache off."""
-        c = self.config
-        with autocast(self.device, c.amp, cache=self.graphed is None):
-            logits = self.step_model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
-        loss.backward()
-        return loss.detach(), logits.detach()
-
     def _train_epoch(self, epoch: int, partial: _Partial, on_batch) -> dict | None:
         c, device = self.config, self.device
         model, optimizer, scheduler = self.model, self.optimizer, self.scheduler
@@ -418,13 +444,7 @@ class Trainer:
         for b in range(partial.batch, n_batches):
             x, y = next(batches)
             lrs.append(optimizer.param_groups[0]["lr"])
-            if self.graphed is not None:
-                detached, logits = self.graphed(x, y)
-            else:
-                if self.cuda_graphs:  # a new training step: the graphs' output buffers may be reused
-                    torch.compiler.cudagraph_mark_step_begin()
-                optimizer.zero_grad(set_to_none=True)
-                detached, logits = self._forward_backward(x, y)
+            detached, logits = self.step(x, y)
             optimizer.step()
             if self.per_batch:
                 scheduler.step()
