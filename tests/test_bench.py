@@ -36,6 +36,17 @@ def test_seed_pipeline_against_trainer_runs_and_reports(capsys):
     assert out.count("\n    1 ") == 1 and out.count("\n    2 ") == 1  # one line per round
 
 
+def test_profile_table_by_operator_and_by_layer(capsys):
+    args = ["bench", "--profile", "--model", "era-s7-6750", "--images", "128", "--device", "cpu", "--b", "compile=false"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "aten::convolution_backward" in out and "Self CPU" in out and "Input Shapes" not in out
+    assert main([*args, "--by-shape"]) == 0
+    out = capsys.readouterr().out
+    # the first layer's convolution (1 input channel, batch 128 at 28x28) has a row of its own
+    assert "Input Shapes" in out and "[128, 1, 28, 28]" in out
+
+
 def test_lever_and_eval_modes():
     lines = []
     a, b = run_bench(

@@ -463,9 +463,10 @@ def _device_line(device: torch.device) -> str:
     return f"{name}, torch {torch.__version__}"
 
 
-def profile_step(values: dict, *, images: int, device: str = "auto", rows: int = 15) -> str:
+def profile_step(values: dict, *, images: int, device: str = "auto", rows: int = 15, by_shape: bool = False) -> str:
     """torch.profiler's table (self time per operator) of one round of a Trainer side, after
-    a warm-up round: where the time of a step goes."""
+    a warm-up round: where the time of a step goes. `by_shape`: one row per operator and
+    input shapes, so that each layer's convolution has its own row."""
     from torch.profiler import ProfilerActivity, profile
 
     from tinycnn.train import select_device
@@ -476,8 +477,10 @@ def profile_step(values: dict, *, images: int, device: str = "auto", rows: int =
         pipeline = TrainerPipeline(describe(values), config, Path(tmp), tweak)
         pipeline.round(images)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, record_shapes=by_shape) as prof:
             pipeline.round(images)
             _sync(dev)
     sort = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
-    return f"{pipeline.name}\n" + prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=45)
+    table = prof.key_averages(group_by_input_shape=by_shape).table(
+        sort_by=sort, row_limit=rows, max_name_column_width=45, max_shapes_column_width=80)
+    return f"{pipeline.name}\n{table}"

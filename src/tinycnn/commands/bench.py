@@ -1,5 +1,7 @@
 """`tinycnn bench`: training throughput, A against B, rounds alternating in one run."""
 
+from tinycnn.errors import TinycnnError
+
 HELP = "training speed: the torchvision seed pipeline (A) against tinycnn's trainer (B), or two settings"
 DESCRIPTION = (
     "Time training rounds alternately (A B, B A, A B, ...) after one warm-up round each, and print "
@@ -27,6 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--b", nargs="+", metavar="KEY=VALUE", default=None, help="settings of B on top of its defaults")
     parser.add_argument("--measure", choices=["train", "eval"], default="train", help="eval: time evaluation of the test split instead")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's operator table for one round of B instead")
+    parser.add_argument("--by-shape", action="store_true", help="with --profile: a row per operator and input shapes (each layer's convolution apart)")
     parser.add_argument("--seeds", type=int, default=0, metavar="S", help="compare S separate runs (A) with the S seeds stacked in one network (B); img/s counts every seed's images")
     parser.add_argument("--time-to-accuracy", action="store_true", help="train --recipe (with --b's settings) and report wall time to 99.4%% held to the end")
     parser.add_argument("--recipe", default="default", help="with --time-to-accuracy: the recipe to train")
@@ -37,6 +40,8 @@ def add_arguments(parser):
 def run(args):
     from tinycnn import bench
 
+    if args.by_shape and not args.profile:
+        raise TinycnnError("--by-shape splits the table of --profile: add --profile")
     if args.time_to_accuracy:
         return _time_to_accuracy(args)
     a = bench.parse_assignments(args.a) if args.a is not None else None
@@ -46,7 +51,7 @@ def run(args):
 
         common = {"model": args.model, "batch_size": args.batch_size, "rotation": args.rotation}
         values = {**common, **bench.best_settings(select_device(args.device)), **b}
-        print(bench.profile_step(values, images=args.images, device=args.device))
+        print(bench.profile_step(values, images=args.images, device=args.device, by_shape=args.by_shape))
         return 0
     sides = bench.run_bench(
         model=args.model, batch_size=args.batch_size, rotation=args.rotation, images=args.images,
@@ -61,7 +66,6 @@ def _time_to_accuracy(args):
 
     from tinycnn.bench import TWEAKS, parse_assignments
     from tinycnn.config import config_from_dict
-    from tinycnn.errors import TinycnnError
     from tinycnn.recipes import load_recipe
     from tinycnn.stats import time_to_accuracy
     from tinycnn.train import Trainer, default_run_dir, device_name, read_metrics
