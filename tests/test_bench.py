@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from tinycnn.bench import bench_config, parse_assignments, run_bench
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
+from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.models import create_model
 from tinycnn.multiseed import StackedRun, per_seed_loss, stack_models, stacked_input, unstack_state
 from tinycnn.stats import time_to_accuracy
-from tinycnn.train import Trainer, _Partial
+from tinycnn.train import Trainer
 
 
 def _quiet(_):
@@ -203,7 +204,7 @@ def test_stacked_run_matches_two_trainer_runs(tmp_path, name):
     for i, seed in enumerate((0, 1)):
         trainer = Trainer(TrainConfig(**{**config.to_dict(), "seed": seed}), tmp_path / str(seed), progress=False, log=_quiet)
         trainer._setup()
-        row = trainer._train_epoch(0, _Partial(), None)
+        row = trainer._train_epoch(0, EpochSums(), None)
         assert stacked["train_loss"][i] == pytest.approx(row["train_loss"], abs=1e-5)
         assert stacked["train_acc"][i] == pytest.approx(row["train_acc"])
         mine, theirs = run.state(i), trainer.model.state_dict()

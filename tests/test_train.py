@@ -99,6 +99,29 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_last_good(tmp_path):
     assert len(read_metrics(tmp_path / "n")) == 1
 
 
+def test_non_finite_loss_after_a_mid_epoch_resume_names_that_batch_and_its_lr(tmp_path):
+    config = small(epochs=3)
+
+    def poisoned(trainer):
+        def poison(epoch, batch):
+            if (epoch, batch) == (1, 2):
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+        return poison
+
+    straight = Trainer(config, tmp_path / "a", progress=False, log=lambda m: None)
+    with pytest.raises(TinycnnError) as expected:
+        straight.fit(on_batch=poisoned(straight))
+    cut = Trainer(config, tmp_path / "b", progress=False, log=lambda m: None)
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(on_batch=lambda epoch, batch: cut.request_stop() if (epoch, batch) == (1, 1) else None)
+    resumed = Trainer(config, tmp_path / "b", progress=False, log=lambda m: None)
+    with pytest.raises(TinycnnError) as err:
+        resumed.fit(resume=True, on_batch=poisoned(resumed))
+    # the same batch and learning rate as without the interruption (only the directory differs)
+    assert str(err.value).replace(str(tmp_path / "b"), "RUN") == str(expected.value).replace(str(tmp_path / "a"), "RUN")
+
+
 def test_seeds_summary_and_eval(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["train", "--subset", "300", "--epochs", "1", "--seeds", "0,1", "--out", str(out), "--no-progress"]) == 0

@@ -170,9 +170,9 @@ class TrainerPipeline:
         self._epoch = 0
 
     def round(self, images: int) -> int:
-        from tinycnn.train import _Partial
+        from tinycnn.epoch_loop import EpochSums
 
-        row = self.trainer._train_epoch(self._epoch, _Partial(), None)
+        row = self.trainer._train_epoch(self._epoch, EpochSums(), None)
         self._epoch += 1
         if not math.isfinite(row["train_loss"]):
             raise TinycnnError(f"{self.name}: the loss is not finite")

@@ -22,13 +22,12 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import FastDropout
 
@@ -208,23 +207,6 @@ def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, s: int, label_smoothing
     return losses.view(b, s).mean(0)
 
 
-@dataclass
-class StackedPartial:
-    """The running sums of a stacked epoch in progress, one entry per seed where they differ
-    (kept in a mid-epoch checkpoint, like train._Partial)."""
-
-    batch: int = 0
-    loss_sum: list = field(default_factory=list)
-    correct: list = field(default_factory=list)
-    seen: int = 0  # images per seed
-    seconds: float = 0.0
-    lrs: list = field(default_factory=list)
-
-    @classmethod
-    def fresh(cls, seeds: int) -> "StackedPartial":
-        return cls(loss_sum=[0.0] * seeds, correct=[0] * seeds)
-
-
 class StackedRun:
     """S seeds of one TrainConfig trained together, set up as S Trainers would be.
 
@@ -292,73 +274,44 @@ class StackedRun:
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
 
-    def epoch(self, epoch: int, max_batches: int | None = None, partial: StackedPartial | None = None,
+    def epoch(self, epoch: int, max_batches: int | None = None, partial: EpochSums | None = None,
               should_stop=None, bar=None, on_batch=None) -> dict:
         """One epoch (or its first max_batches) of every seed, from `partial` when resuming.
 
         Returns per-seed lists train_loss and train_acc, with images (all seeds), lrs and
         seconds; or, when should_stop() turned true before the last batch, {"partial": ...}."""
-        from tinycnn.train import SYNC_EVERY
-
-        s, device = len(self.seeds), self.device
-        partial = partial or StackedPartial.fresh(s)
+        s = len(self.seeds)
+        partial = partial or EpochSums.fresh(s)
         self.model.train()
         streams = [loader.epoch(epoch) for loader in self.loaders]
         for stream in streams:  # resuming mid-epoch: replay the draws of the done batches
             for _ in range(partial.batch):
                 next(stream)
         n = len(self.loaders[0]) if max_batches is None else min(max_batches, len(self.loaders[0]))
-        loss_sum = torch.tensor(partial.loss_sum, device=device)
-        correct = torch.tensor(partial.correct, device=device, dtype=torch.long)
-        first_bad = torch.full((s,), -1, device=device, dtype=torch.long)
-        seen, lrs = partial.seen, list(partial.lrs)
-        start = time.perf_counter()
-        for b in range(partial.batch, n):
-            pairs = [next(stream) for stream in streams]
-            x = self._input(stacked_input([p[0] for p in pairs]))
-            y = torch.stack([p[1] for p in pairs], 1)  # (B, S)
-            lrs.append(self.optimizer.param_groups[0]["lr"])
-            detached, logits = self.step(x, y)
-            self.optimizer.step()
-            if self.per_batch:
-                self.scheduler.step()
-            # Metrics stay on the device; the host reads them every SYNC_EVERY batches.
-            loss_sum += detached * y.shape[0]
-            correct += (logits.detach().view(y.shape[0], s, -1).argmax(2) == y).sum(0)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), b, first_bad)
-            seen += y.shape[0]
-            last = b == n - 1
-            if (b + 1) % SYNC_EVERY == 0 or last:
-                self._check_finite(first_bad, epoch, lrs, partial.batch)
-                if bar is not None:
-                    bar.update((b + 1) - bar.n)
-                    bar.set_postfix_str(f"loss={detached.mean().item():.4f} acc={100.0 * correct.sum().item() / (seen * s):.2f}%")
-            if on_batch is not None:
-                on_batch(epoch, b)
-            if should_stop is not None and not last and should_stop():
-                seconds = partial.seconds + time.perf_counter() - start
-                return {"partial": StackedPartial(b + 1, loss_sum.tolist(), correct.tolist(), seen, seconds, lrs)}
-        if not self.per_batch and self.scheduler is not None:
-            self.scheduler.step()
-        elapsed = time.perf_counter() - start
-        return {
-            "train_loss": (loss_sum / seen).tolist(),
-            "train_acc": (100.0 * correct / seen).tolist(),
-            "images": (seen - partial.seen) * s,
-            "lrs": lrs,
-            "seconds": partial.seconds + elapsed,
-            "images_per_second": (seen - partial.seen) / max(elapsed, 1e-9),  # per seed
-        }
 
-    def _check_finite(self, first_bad: torch.Tensor, epoch: int, lrs: list, first_batch: int) -> None:
-        bad = first_bad.tolist()
-        for seed, b in zip(self.seeds, bad):
-            if b >= 0:
-                raise TinycnnError(
-                    f"loss is not finite for seed {seed} in epoch {epoch + 1}, batch {b + 1}, at learning rate "
-                    f"{lrs[b - first_batch]:.4g}; stopped, keeping the last good checkpoint ({epoch} epochs done). "
-                    "Try a lower --lr (or max_lr)"
-                )
+        def batches():
+            while True:
+                pairs = [next(stream) for stream in streams]
+                yield self._input(stacked_input([p[0] for p in pairs])), torch.stack([p[1] for p in pairs], 1)  # y: (B, S)
+
+        def not_finite(i: int, batch: int, lr: float) -> str:
+            return (f"loss is not finite for seed {self.seeds[i]} in epoch {epoch + 1}, batch {batch + 1}, at learning rate "
+                    f"{lr:.4g}; stopped, keeping the last good checkpoint ({epoch} epochs done). Try a lower --lr (or max_lr)")
+
+        sums, stopped = run_batches(
+            self.step, self.optimizer, self.scheduler, self.per_batch, batches(), n, partial, epoch=epoch,
+            not_finite=not_finite, bar=bar, on_batch=on_batch, should_stop=should_stop,
+        )
+        if stopped:
+            return {"partial": sums}
+        return {
+            "train_loss": [loss / sums.seen for loss in sums.loss_sum],
+            "train_acc": [100.0 * right / sums.seen for right in sums.correct],
+            "images": (sums.seen - partial.seen) * s,
+            "lrs": sums.lrs,
+            "seconds": sums.seconds,
+            "images_per_second": (sums.seen - partial.seen) / max(sums.seconds - partial.seconds, 1e-9),  # per seed
+        }
 
     @torch.no_grad()
     def evaluate(self, loader) -> list[dict]:

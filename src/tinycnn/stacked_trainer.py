@@ -30,8 +30,9 @@ import torch
 from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
+from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError
-from tinycnn.multiseed import StackedPartial, StackedRun
+from tinycnn.multiseed import StackedRun
 from tinycnn.train import (
     RunPaths, RunResult, format_epoch, new_run_info, progress_bar, read_metrics, read_run, stop_on_sigint, utc_now,
 )
@@ -64,7 +65,7 @@ class StackedTrainer:
 
     # ------------------------------------------------------------------ files
 
-    def _seed_checkpoint(self, i: int, epochs_done: int, partial: StackedPartial) -> dict:
+    def _seed_checkpoint(self, i: int, epochs_done: int, partial: EpochSums) -> dict:
         """Seed i's last.pt, in Trainer's format."""
         run = self.run
         state = {
@@ -72,10 +73,7 @@ class StackedTrainer:
             "optimizer": run.optimizer_state(i),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
             "epochs_done": epochs_done,
-            "partial": {
-                "batch": partial.batch, "loss_sum": partial.loss_sum[i], "correct": partial.correct[i], "seen": partial.seen,
-                "seconds": partial.seconds, "lrs": list(partial.lrs),
-            },
+            "partial": partial.seed_state(i),
             "best_val": self.best_val[i],
             "config": self.configs[i].to_dict(),
         }
@@ -86,7 +84,7 @@ class StackedTrainer:
             state["rng_cuda"] = torch.cuda.get_rng_state(run.device)
         return state
 
-    def _save(self, epochs_done: int, partial: StackedPartial) -> None:
+    def _save(self, epochs_done: int, partial: EpochSums) -> None:
         """Every seed's last.pt, then stacked.pt: the resume point is written last."""
         for i, paths in enumerate(self.paths):
             save_checkpoint(paths.last, self._seed_checkpoint(i, epochs_done, partial))
@@ -110,7 +108,7 @@ class StackedTrainer:
         c, s = self.config, len(self.seeds)
         self.run = run = StackedRun(c, self.seeds, shared_masks=self.shared_masks)
         facts = {**run.facts, "full_data": c.subset is None}
-        epochs_done, partial = 0, StackedPartial.fresh(s)
+        epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s
         if resume:
             state = load_checkpoint(self.checkpoint, map_location=run.device)
@@ -119,7 +117,7 @@ class StackedTrainer:
                                    "train these seeds into another directory")
             run.load_resume_state(state)
             epochs_done, self.best_val = state["epochs_done"], list(state["best_val"])
-            partial = StackedPartial(**state["partial"])
+            partial = EpochSums(**state["partial"])
             self.metrics = [read_metrics(p.root)[:epochs_done] for p in self.paths]
             self.run_infos = [read_run(p.root) for p in self.paths]
         else:
@@ -155,7 +153,7 @@ class StackedTrainer:
                     self.log(f"stopped in epoch {epoch + 1}, batch {out['partial'].batch}; resume with: tinycnn train --resume {self.root}")
                     raise KeyboardInterrupt
                 self._end_epoch(epoch, out)
-                partial = StackedPartial.fresh(s)
+                partial = EpochSums.fresh(s)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
@@ -193,7 +191,7 @@ class StackedTrainer:
         for info in self.run_infos:
             info["train_seconds"] += out["seconds"]
             info["eval_seconds"] += eval_seconds
-        self._save(epoch + 1, StackedPartial.fresh(len(self.seeds)))
+        self._save(epoch + 1, EpochSums.fresh(len(self.seeds)))
         self._write_runs(epochs_done=epoch + 1)
 
     def _results(self, facts: dict) -> list[RunResult]:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,14 +36,11 @@ from tinycnn import __version__
 from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, read_toml, to_toml
+from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.graph_step import GraphedStep, graphs_apply
 from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
-
-# How often (in batches) the host looks at device-side counters: the progress bar and
-# the non-finite-loss check. Between these points the step never waits for the device.
-SYNC_EVERY = 25
 
 # torch's own choice of intra-op threads (the physical cores), before anything changes it.
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
@@ -283,18 +280,6 @@ class RunResult:
     status: str
 
 
-@dataclass
-class _Partial:
-    """The running sums of an epoch in progress (kept in a mid-epoch checkpoint)."""
-
-    batch: int = 0
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    seconds: float = 0.0
-    lrs: list = field(default_factory=list)
-
-
 class Trainer:
     """Trains one seed of one configuration into one run directory."""
 
@@ -340,13 +325,13 @@ class Trainer:
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.train_loader))
 
-    def _checkpoint_state(self, epochs_done: int, partial: _Partial, best_val: float) -> dict:
+    def _checkpoint_state(self, epochs_done: int, partial: EpochSums, best_val: float) -> dict:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "epochs_done": epochs_done,
-            "partial": partial.__dict__.copy(),
+            "partial": partial.seed_state(),
             "best_val": best_val,
             "rng_cpu": torch.get_rng_state(),
             "config": self.config.to_dict(),
@@ -368,7 +353,7 @@ class Trainer:
         self._setup()
         c, paths = self.config, self.paths
         paths.root.mkdir(parents=True, exist_ok=True)
-        epochs_done, partial, metrics = 0, _Partial(), []
+        epochs_done, partial, metrics = 0, EpochSums(), []
         self.best_val = -1.0
         if resume:
             state = load_checkpoint(paths.last, map_location=self.device)
@@ -377,7 +362,7 @@ class Trainer:
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             epochs_done, self.best_val = state["epochs_done"], state["best_val"]
-            partial = _Partial(**state["partial"])
+            partial = EpochSums.from_seed_state(state["partial"])
             torch.set_rng_state(state["rng_cpu"].cpu())
             if "rng_cuda" in state:
                 torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
@@ -406,7 +391,7 @@ class Trainer:
                     row[f"{name}_loss"], row[f"{name}_acc"] = result["loss"], result["acc"]
                 row["eval_seconds"] = time.perf_counter() - eval_start
                 metrics.append(row)
-                partial = _Partial()
+                partial = EpochSums()
                 if "val_acc" in row and row["val_acc"] > self.best_val:
                     self.best_val = row["val_acc"]
                     save_checkpoint(paths.best, {"model": self.model.state_dict(), "epoch": epoch + 1, "val_acc": self.best_val, "config": c.to_dict()})
@@ -424,70 +409,42 @@ class Trainer:
         self._write_run(status="finished", finished_at=utc_now(), wall_seconds=self.run_info.get("wall_seconds", 0.0) + time.perf_counter() - wall_start)
         return RunResult(paths.root, c, metrics, self.facts, "finished")
 
-    def _train_epoch(self, epoch: int, partial: _Partial, on_batch) -> dict | None:
-        c, device = self.config, self.device
-        model, optimizer, scheduler = self.model, self.optimizer, self.scheduler
-        model.train()
-        loader = self.train_loader
-        n_batches = len(loader)
-        batches = loader.epoch(epoch)
+    def _train_epoch(self, epoch: int, partial: EpochSums, on_batch) -> dict | None:
+        """One epoch from `partial`: its metrics row, or None when a stop was requested (the
+        resume point is saved then)."""
+        c = self.config
+        self.model.train()
+        n_batches = len(self.train_loader)
+        batches = self.train_loader.epoch(epoch)
         for _ in range(partial.batch):  # resuming mid-epoch: replay the draws of the done batches
             next(batches)
-
-        loss_sum = torch.tensor(partial.loss_sum, device=device)
-        correct = torch.tensor(partial.correct, device=device, dtype=torch.long)
-        first_bad = torch.tensor(-1, device=device, dtype=torch.long)
-        seen, lrs = partial.seen, list(partial.lrs)
         bar = progress_bar(self.progress, n_batches, partial.batch, f"epoch {epoch + 1}/{c.epochs}")
-        start = time.perf_counter()
-        b = partial.batch
-        for b in range(partial.batch, n_batches):
-            x, y = next(batches)
-            lrs.append(optimizer.param_groups[0]["lr"])
-            detached, logits = self.step(x, y)
-            optimizer.step()
-            if self.per_batch:
-                scheduler.step()
-            # Metrics stay on the device; the host reads them every SYNC_EVERY batches.
-            loss_sum += detached * y.shape[0]
-            correct += (logits.detach().argmax(1) == y).sum()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), b, first_bad)
-            seen += y.shape[0]
-            last = b == n_batches - 1
-            if (b + 1) % SYNC_EVERY == 0 or last:
-                bad = int(first_bad.item())
-                if bad >= 0:
-                    raise TinycnnError(
-                        f"loss is not finite in epoch {epoch + 1}, batch {bad + 1}, at learning rate "
-                        f"{lrs[bad - partial.batch]:.4g}; stopped, keeping the last good checkpoint "
-                        f"{self.paths.last} ({epoch} epochs done). Try a lower --lr (or max_lr)"
-                    )
-                if bar is not None:
-                    bar.update((b + 1) - bar.n)
-                    bar.set_postfix_str(f"loss={detached.item():.4f} acc={100.0 * correct.item() / seen:.2f}%")
-            if on_batch is not None:
-                on_batch(epoch, b)
-            if self._stop_requested and not last:
-                elapsed = partial.seconds + time.perf_counter() - start
-                done = _Partial(b + 1, float(loss_sum), int(correct), seen, elapsed, lrs)
-                save_checkpoint(self.paths.last, self._checkpoint_state(epoch, done, self.best_val))
-                self._stopped_at = b + 1
-                if bar is not None:
-                    bar.close()
-                return None
-        if not self.per_batch and scheduler is not None:
-            scheduler.step()
-        if bar is not None:
-            bar.close()
-        seconds = partial.seconds + time.perf_counter() - start
+
+        def not_finite(_, batch: int, lr: float) -> str:
+            return (f"loss is not finite in epoch {epoch + 1}, batch {batch + 1}, at learning rate {lr:.4g}; "
+                    f"stopped, keeping the last good checkpoint {self.paths.last} ({epoch} epochs done). "
+                    "Try a lower --lr (or max_lr)")
+
+        try:
+            sums, stopped = run_batches(
+                self.step, self.optimizer, self.scheduler, self.per_batch, batches, n_batches, partial, epoch=epoch,
+                not_finite=not_finite, bar=bar, on_batch=on_batch, should_stop=lambda: self._stop_requested,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        if stopped:
+            save_checkpoint(self.paths.last, self._checkpoint_state(epoch, sums, self.best_val))
+            self._stopped_at = sums.batch
+            return None
         return {
             "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / seen,
-            "train_acc": 100.0 * int(correct) / seen,
-            "lr": lrs[-1],
-            "lr_first": lrs[0],
-            "train_seconds": seconds,
-            "images_per_second": (seen - partial.seen) / max(time.perf_counter() - start, 1e-9),
+            "train_loss": sums.loss_sum[0] / sums.seen,
+            "train_acc": 100.0 * sums.correct[0] / sums.seen,
+            "lr": sums.lrs[-1],
+            "lr_first": sums.lrs[0],
+            "train_seconds": sums.seconds,
+            "images_per_second": (sums.seen - partial.seen) / max(sums.seconds - partial.seconds, 1e-9),
         }
 
 
