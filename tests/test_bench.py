@@ -57,6 +57,8 @@ def test_lever_and_eval_modes():
     assert "sgd=loop" in a.label and "channels_last=True" in b.label
     a, b = run_bench(model="era-s7-6750", images=128, rounds=1, device="cpu", measure="eval", a={"eval_batch_size": 500, "compile": False}, b={"compile": False}, log=_quiet)
     assert a.rates[0] > 0 and b.rates[0] > 0
+    a, b = run_bench(model="era-s7-6750", images=128, rounds=1, device="cpu", measure="eval", a={"inference": "plain", "compile": False}, b={"inference": "folded", "compile": False}, log=_quiet)
+    assert "inference=plain" in a.label and "inference=folded" in b.label and a.rates[0] > 0 and b.rates[0] > 0
 
 
 def test_stacked_seeds_mode():
@@ -70,6 +72,8 @@ def test_settings_parse_and_errors():
     }
     with pytest.raises(TinycnnError, match="cpp_wrapper='yes': choose true or false"):
         bench_config({"cpp_wrapper": "yes"}, images=128, device="cpu")
+    with pytest.raises(TinycnnError, match="inference='fused': choose folded or plain"):
+        bench_config({"inference": "fused"}, images=128, device="cpu")
     with pytest.raises(TinycnnError, match="random='mt': choose philox or torch"):
         bench_config({"random": "mt"}, images=128, device="cpu")
     with pytest.raises(TinycnnError, match="cpp_wrapper, layout_optimization=... applies to compile=true"):

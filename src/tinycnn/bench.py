@@ -186,7 +186,7 @@ class EvalPipeline(TrainerPipeline):
         from tinycnn.train import evaluate
 
         loader = self.trainer.eval_loaders["test"]
-        evaluate(self.trainer.model, loader, self.config.amp)
+        evaluate(self.trainer.model, loader, self.config.amp, folded=getattr(self.trainer, "bench_folded", True))
         return len(loader.images)
 
 
@@ -371,13 +371,26 @@ def _compile_tweak(values: dict[str, str]):
     return tweak
 
 
-# Settings that are not TrainConfig keys: how the Trainer's optimiser is built, and how
-# torch.compile builds the step.
-TWEAKS = {"sgd", *COMPILE_TWEAKS}
+def _inference_tweak(word: str):
+    """--measure eval: evaluate through the folded copy (inference.py) or the model itself."""
+    if word not in ("folded", "plain"):
+        raise TinycnnError(f"inference={word!r}: choose folded or plain")
+
+    def tweak(trainer):
+        trainer.bench_folded = word == "folded"
+
+    return tweak
+
+
+# Settings that are not TrainConfig keys: how the Trainer's optimiser is built, how
+# torch.compile builds the step, and what evaluation runs.
+TWEAKS = {"sgd", "inference", *COMPILE_TWEAKS}
 
 
 def bench_config(values: dict, *, images: int, device: str) -> tuple[TrainConfig, Callable | None]:
     tweaks = [_sgd_tweak(values["sgd"])] if "sgd" in values else []
+    if "inference" in values:
+        tweaks.append(_inference_tweak(values["inference"]))
     compile_values = {k: v for k, v in values.items() if k in COMPILE_TWEAKS}
     if compile_values:
         tweaks.append(_compile_tweak(compile_values))

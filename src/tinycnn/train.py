@@ -40,6 +40,7 @@ from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.graph_step import GraphedStep, graphs_apply
+from tinycnn.inference import inference_copy
 from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
 
 # torch's own choice of intra-op threads (the physical cores), before anything changes it.
@@ -168,18 +169,26 @@ class TrainStep:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False) -> dict:
-    """Mean cross-entropy and accuracy (%) over the whole split."""
-    was_training = model.training
-    model.eval()
+def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False, folded: bool = True) -> dict:
+    """Mean cross-entropy and accuracy (%) over the whole split, in eval mode: through
+    inference.inference_copy (BatchNorm folded, channels_last on the CPU), or with
+    folded=False the model itself (the reference, and the bench's other side)."""
+    if folded:
+        net, channels_last = inference_copy(model, loader.device), loader.device.type == "cpu"
+    else:
+        net, channels_last, was_training = model, False, model.training
+        model.eval()
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     for x, y in loader.epoch(0):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(loader.device, amp):
-            logits = model(x)
+            logits = net(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
-    model.train(was_training)
+    if not folded:
+        model.train(was_training)
     n = loader.images.shape[0]
     return {"loss": loss_sum.item() / n, "acc": 100.0 * correct.item() / n, "correct": int(correct.item()), "n": n}
 

@@ -10,6 +10,7 @@ DESCRIPTION = (
     "unless --a gives tinycnn settings; B is tinycnn's Trainer with the best settings for the "
     "device, changed by --b. Settings are TrainConfig keys (channels_last=true, threads=1, "
     "amp=true, compile=true, interpolation=bilinear, eval_batch_size=500, ...), sgd=loop|foreach|fused, "
+    "inference=folded|plain (with --measure eval: BatchNorm folded into the convolutions, or not), "
     "or, with compile=true on the CPU, random=philox|torch, cpp_wrapper=true|false, "
     "layout_optimization=true|false. "
     "--time-to-accuracy trains a recipe instead and reports the seconds until test accuracy "
