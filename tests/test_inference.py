@@ -7,13 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinycnn.fast_dropout import use_fast_dropout
-from tinycnn.inference import inference_copy
+from tinycnn.inference import ChannelsLastInput, inference_copy
 from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
 from tinycnn.models import create_model, list_models
 from tinycnn.train import evaluate
-
-CPU = torch.device("cpu")
-
 
 def _batchnorms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
@@ -39,22 +36,24 @@ def test_the_copy_computes_the_models_logits_and_leaves_the_model_alone(name):
     model = _with_statistics(create_model(name))
     use_fast_dropout(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    net = inference_copy(model, CPU)
-    assert model.training and not net.training
     x = torch.randn(32, 1, 28, 28)
+    net = inference_copy(model, x)
+    assert model.training and not net.training
+    assert isinstance(net, ChannelsLastInput)  # on the CPU every registered model runs in channels_last
     with torch.no_grad():
-        got = net(x.contiguous(memory_format=torch.channels_last))
+        got = net(x)
         reference = model.eval()(x)
     assert torch.allclose(got, reference, rtol=1e-4, atol=1e-4), (got - reference).abs().max()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_batchnorm_after_a_convolution_is_folded_and_after_a_relu_kept():
+    x = torch.randn(4, 1, 28, 28)
     assert _batchnorms(create_model("era-s7-8172")) == 7
-    assert _batchnorms(inference_copy(create_model("era-s7-8172"), CPU)) == 0
+    assert _batchnorms(inference_copy(create_model("era-s7-8172"), x)) == 0
     # The Session 6 networks put BatchNorm after the ReLU: nothing to fold there.
     s6 = create_model("era-s6-19712")
-    assert _batchnorms(inference_copy(s6, CPU)) == _batchnorms(s6) > 0
+    assert _batchnorms(inference_copy(s6, x)) == _batchnorms(s6) > 0
 
 
 class _ValueBranch(nn.Module):
@@ -74,11 +73,37 @@ class _ValueBranch(nn.Module):
 def test_a_model_torch_fx_cannot_trace_is_evaluated_unfolded():
     torch.manual_seed(0)
     model = _with_statistics(_ValueBranch())
-    net = inference_copy(model, CPU)
-    assert _batchnorms(net) == 1
     x = torch.randn(8, 1, 28, 28)
+    net = inference_copy(model, x)
+    assert _batchnorms(net) == 1
     with torch.no_grad():
         assert torch.allclose(net(x), model.eval()(x), atol=1e-6)
+
+
+class _ViewHead(nn.Module):
+    """A fully connected head on x.view(n, -1) of a convolution's output, as in many
+    notebooks: the view needs the default layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x)))
+        return self.fc(h.view(h.shape[0], -1))
+
+
+def test_a_model_that_views_its_activations_is_evaluated_in_the_default_layout(tmp_path):
+    torch.manual_seed(0)
+    model = _with_statistics(_ViewHead())
+    x = torch.randn(8, 1, 28, 28)
+    net = inference_copy(model, x)
+    assert not isinstance(net, ChannelsLastInput) and _batchnorms(net) == 0
+    with torch.no_grad():
+        assert torch.allclose(net(x), model.eval()(x), atol=1e-5)
+    images, labels = load_splits("mnist")["test"]
+    loader = BatchLoader(images[:300], labels[:300], 128, mean=NORMALIZATION["mnist"][0], std=NORMALIZATION["mnist"][1])
+    assert evaluate(model, loader)["correct"] == evaluate(model, loader, folded=False)["correct"]
 
 
 def test_evaluate_matches_the_model_in_eval_mode_on_real_mnist():

@@ -18,10 +18,25 @@ from torch import fx, nn
 from torch.fx.experimental.optimization import fuse
 
 
-def inference_copy(model: nn.Module, device: torch.device) -> nn.Module:
-    """A copy of `model` to evaluate with; the model itself is left as it is.
+class ChannelsLastInput(nn.Module):
+    """`net` fed its input in channels_last, so that every activation stays in it."""
 
-    Models that torch.fx cannot trace (control flow on tensor values) are copied unfolded."""
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.train(net.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.contiguous(memory_format=torch.channels_last))
+
+
+def inference_copy(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """A copy of `model` to evaluate inputs like `sample` (a batch, on the model's device)
+    with; the model itself is left as it is.
+
+    Models that torch.fx cannot trace (control flow on tensor values) are copied unfolded;
+    models that cannot run in channels_last (a .view of a convolution's output) stay in the
+    default layout."""
     net = copy.deepcopy(model).eval()
     try:
         traced = fx.symbolic_trace(net)
@@ -29,7 +44,11 @@ def inference_copy(model: nn.Module, device: torch.device) -> nn.Module:
         traced = None
     if traced is not None:
         net = fuse(traced, inplace=True, no_trace=True)
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
+    if sample.device.type == "cpu" and sample.dim() == 4:
+        net = ChannelsLastInput(net.to(memory_format=torch.channels_last))
+        try:
+            with torch.no_grad():
+                net(sample[:1])
+        except RuntimeError:  # view size is not compatible with input tensor's size and stride
+            return net.net.to(memory_format=torch.contiguous_format)
     return net
-

@@ -173,22 +173,19 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False, fol
     """Mean cross-entropy and accuracy (%) over the whole split, in eval mode: through
     inference.inference_copy (BatchNorm folded, channels_last on the CPU), or with
     folded=False the model itself (the reference, and the bench's other side)."""
-    if folded:
-        net, channels_last = inference_copy(model, loader.device), loader.device.type == "cpu"
-    else:
-        net, channels_last, was_training = model, False, model.training
-        model.eval()
+    was_training = model.training
+    model.eval()
+    net = None
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
     for x, y in loader.epoch(0):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if net is None:
+            net = inference_copy(model, x) if folded else model
         with autocast(loader.device, amp):
             logits = net(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
-    if not folded:
-        model.train(was_training)
+    model.train(was_training)
     n = loader.images.shape[0]
     return {"loss": loss_sum.item() / n, "acc": 100.0 * correct.item() / n, "correct": int(correct.item()), "n": n}
 
