@@ -315,18 +315,24 @@ class StackedRun:
 
     @torch.no_grad()
     def evaluate(self, loader) -> list[dict]:
-        """Each seed's mean cross-entropy and accuracy (%) over one split (train.evaluate, per seed)."""
+        """Each seed's mean cross-entropy and accuracy (%) over one split (train.evaluate, per
+        seed, through the same folded copy of the network)."""
+        from tinycnn.inference import inference_copy
         from tinycnn.train import autocast
 
         s = len(self.seeds)
         was_training = self.model.training
         self.model.eval()
+        net = None
         loss_sum = torch.zeros(s, device=self.device)
         correct = torch.zeros(s, device=self.device, dtype=torch.long)
         for x, y in loader.epoch(0):
             b = y.shape[0]
+            x = self._input(x.expand(b, s, *x.shape[2:]))
+            if net is None:
+                net = inference_copy(self.model, x)
             with autocast(self.device, self.config.amp):
-                logits = self.model(self._input(x.expand(b, s, *x.shape[2:])))
+                logits = net(x)
             logits = logits.float().view(b, s, -1)
             losses = F.cross_entropy(logits.reshape(b * s, -1), y.repeat_interleave(s), reduction="none")
             loss_sum += losses.view(b, s).sum(0)
