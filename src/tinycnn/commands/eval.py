@@ -28,6 +28,6 @@ def run(args):
     print(f"{path}: {config.model}, epoch {state.get('epochs_done', state.get('epoch'))}")
     for name in ("val", "test"):
         if name in splits:
-            r = evaluate(model, BatchLoader(*splits[name], 2000, mean=mean, std=std))
+            r = evaluate(model, BatchLoader(*splits[name], config.eval_batch_size, mean=mean, std=std))
             print(f"  {name:<4} accuracy {r['acc']:.2f}% ({r['correct']}/{r['n']}), loss {r['loss']:.4f}")
     return 0
