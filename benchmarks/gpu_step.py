@@ -85,45 +85,25 @@ def variant(name, model_name, seeds, amp, channels_last, batches, steps):
     model = build(model_name, seeds, channels_last)
     ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else (lambda: torch.autocast("cuda", enabled=False))
     t_compile = time.perf_counter()
-    if name in ("eager", "compiled-ro"):
-        step_model = torch.compile(model, mode="reduce-overhead") if name == "compiled-ro" else model
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if name not in ("eager", "compiled-ro"):
+        return graph_variant(name, model, seeds, ctx, batches, steps, t_compile)
+    step_model = torch.compile(model, mode="reduce-overhead") if name == "compiled-ro" else model
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def run(i):
-            x, y = batches[i % len(batches)]
-            if name == "compiled-ro":
-                torch.compiler.cudagraph_mark_step_begin()
-            with ctx():
-                logits = step_model(x)
-            loss = loss_of(logits, y, seeds)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss
+    def run(i):
+        x, y = batches[i % len(batches)]
+        if name == "compiled-ro":
+            torch.compiler.cudagraph_mark_step_begin()
+        with ctx():
+            logits = step_model(x)
+        loss = loss_of(logits, y, seeds)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
 
-        for i in range(3):
-            run(i)
-    elif name.startswith("fb-"):
-        return fb_variant(name, model, seeds, ctx, batches, steps, t_compile)
-    else:
-        step_model = torch.compile(model) if name == "graph-compiled" else model
-        lr = torch.tensor(0.01, device=DEV)
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, fused=True)
-        static_x = batches[0][0].clone()
-        static_y = batches[0][1].clone()
-
-        def step():
-            with ctx():
-                logits = step_model(static_x)
-            loss = loss_of(logits, static_y, seeds)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        graph, static_loss = capture(step, warmup=3)
-        return time_replays(graph, static_loss, None, [static_x], [static_y], batches, steps, t_compile)
-        run(0)
+    for i in range(3):
+        run(i)
     torch.cuda.synchronize()
     setup = time.perf_counter() - t_compile
     ms = timed(run, steps)
@@ -147,23 +127,36 @@ def capture(fn, params=(), warmup: int = 2):
     return graph, out
 
 
-def fb_variant(name, model, seeds, ctx, batches, steps, t0):
-    """fb-eager / fb-compiled[-fused]: forward, loss and backward in one CUDA graph; the
-    optimizer step eager after each replay (so schedules of lr and momentum apply)."""
+def graph_variant(name, model, seeds, ctx, batches, steps, t0):
+    """graph-eager / graph-compiled: the whole step in one CUDA graph, fused SGD included
+    (its learning rate a device tensor); fb-eager / fb-compiled[-fused]: forward, loss and
+    backward in one CUDA graph, the optimizer step eager after each replay (so schedules of
+    lr and momentum apply)."""
+    whole = name.startswith("graph-")
     step_model = torch.compile(model) if "compiled" in name else model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, **({"fused": True} if "fused" in name else {}))
+    if whole:
+        opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(0.01, device=DEV), momentum=0.9, fused=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, **({"fused": True} if "fused" in name else {}))
     static_x = batches[0][0].clone()
     static_y = batches[0][1].clone()
 
-    def fb():
+    def step():
         with ctx():
             logits = step_model(static_x)
         loss = loss_of(logits, static_y, seeds)
+        if whole:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
+        if whole:
+            opt.step()
         return loss.detach()
 
-    graph, static_loss = capture(fb, list(model.parameters()))
-    return time_replays(graph, static_loss, opt, [static_x], [static_y], batches, steps, t0)
+    if whole:
+        graph, static_loss = capture(step, warmup=3)
+    else:  # the graph's backward must start from no gradients, not the warm-up's
+        graph, static_loss = capture(step, list(model.parameters()))
+    return time_replays(graph, static_loss, None if whole else opt, [static_x], [static_y], batches, steps, t0)
 
 
 def time_replays(graph, static_loss, opt, xs, ys, batches, steps, t0):
