@@ -74,6 +74,8 @@ def test_settings_parse_and_errors():
         bench_config({"cpp_wrapper": "yes"}, images=128, device="cpu")
     with pytest.raises(TinycnnError, match="inference='fused': choose folded or plain"):
         bench_config({"inference": "fused"}, images=128, device="cpu")
+    with pytest.raises(TinycnnError, match="inference=... changes evaluation only: add --measure eval"):
+        run_bench(images=128, rounds=1, device="cpu", a={"inference": "plain"}, b={}, log=_quiet)
     with pytest.raises(TinycnnError, match="random='mt': choose philox or torch"):
         bench_config({"random": "mt"}, images=128, device="cpu")
     with pytest.raises(TinycnnError, match="cpp_wrapper, layout_optimization=... applies to compile=true"):

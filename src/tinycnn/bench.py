@@ -432,6 +432,8 @@ def run_bench(
     dev = select_device(device)
     if images < batch_size:
         raise TinycnnError(f"--images must be at least one batch ({batch_size}), got {images}")
+    if measure != "eval" and any("inference" in side for side in (a or {}, b or {})):
+        raise TinycnnError("inference=... changes evaluation only: add --measure eval")
     common = {"model": model, "batch_size": batch_size, "rotation": rotation}
     # Both sides of a lever comparison start from B's settings and change only what is given.
     b_values = {**common, **best_settings(dev), **(b or {})}
