@@ -1,30 +1,46 @@
-"""Other ways to compute a compiled bf16 step's max-pool and convolutions on the CPU.
+"""Other ways to compute parts of a compiled bf16 training step on the CPU.
 
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py VARIANT [--rounds 5] [--images 5120]
+    PYTHONPATH=src python3 benchmarks/cpu_step_variants.py inductor --option cpp.simdlen=256
 
-A is the Trainer as `tinycnn bench --b amp=true` runs it (compile, bf16); B is the same
-Trainer with one part of the step computed another way:
+A is the Trainer as `tinycnn bench --b amp=true` runs it (era-s7-8172, batch 128, rotation
+15 nearest, compile, bf16); B is the same Trainer with one part of the step computed
+another way:
 
 - pool-gather: max-pool's backward as an element-wise comparison of each input position
   with the saved index of its window's maximum (the same gradient, ties included), where
   inductor turns aten's backward into index arithmetic and a scatter;
+- pool-compare: max-pool with no indices at all: the maximum of the window's four
+  strided quarters, and a backward that sends the gradient to the first position (in
+  the window's row-major order) equal to that maximum, as aten's max-pool does;
 - conv-matmul: every 3x3 convolution as one matrix product of its nine shifted slices
   (im2col written with slices, so that inductor fuses it) with the weights;
+- first-conv-matmul: the same for the convolutions of one input channel only (the first
+  layer, whose weight gradient oneDNN computes slowly);
 - conv-native: the same network with oneDNN turned off, so that convolutions run on
-  torch's own CPU kernels.
+  torch's own CPU kernels;
+- masks-nhwc: the dropout masks' random words laid out in channels-last order, the order
+  in which inductor's kernels walk the activations (other masks, same distribution);
+- torch-words: the dropout masks' random words from torch's mt19937, as FastDropout drew
+  them before it took numpy's SFC64 (B/A below 1 is what SFC64 saves; other masks, same
+  distribution);
+- inductor: the model compiled again with the inductor options given by --option.
 
-Each is the same function of the weights (float rounding aside); they were levers to try,
-and none was kept (docs/benchmarks.md, "One lever at a time").
+Each is the same function of the weights (float rounding aside) or draws masks of the
+same distribution; the results are in docs/benchmarks.md, "One lever at a time".
 """
 import argparse
+import ast
 import tempfile
 from pathlib import Path
+
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tinycnn import bench
+from tinycnn.fast_dropout import FastDropout, uniform16_mask
 from tinycnn.train import compile_model
 
 
@@ -54,6 +70,68 @@ class GatherMaxPoolFn(torch.autograd.Function):
 class GatherMaxPool(nn.Module):
     def forward(self, x):
         return GatherMaxPoolFn.apply(x)
+
+
+def quarters(x):
+    """The four positions of each 2x2 window, in row-major order, as strided views."""
+    return x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]
+
+
+class CompareMaxPoolFn(torch.autograd.Function):
+    """2x2 max-pool, stride 2, with no indices: the gradient goes to the first position of
+    the window that equals its maximum."""
+
+    @staticmethod
+    def forward(ctx, x):
+        a, b, c, d = quarters(x)
+        out = torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        a, b, c, d = quarters(x)
+        first_a = a == out
+        first_b = (b == out) & ~first_a
+        first_c = (c == out) & ~(first_a | first_b)
+        first_d = ~(first_a | first_b | first_c)
+        zero = torch.zeros((), dtype=grad.dtype)
+        ga, gb, gc, gd = (torch.where(first, grad, zero) for first in (first_a, first_b, first_c, first_d))
+        n, ch, ho, wo = grad.shape
+        top = torch.stack([ga, gb], dim=-1).view(n, ch, ho, 1, 2 * wo)
+        bottom = torch.stack([gc, gd], dim=-1).view(n, ch, ho, 1, 2 * wo)
+        return torch.cat([top, bottom], dim=3).view(n, ch, 2 * ho, 2 * wo)
+
+
+class CompareMaxPool(nn.Module):
+    def forward(self, x):
+        return CompareMaxPoolFn.apply(x)
+
+
+class NHWCWordsDropout(FastDropout):
+    """FastDropout whose random words are laid out in channels-last order."""
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or x.dim() != 4:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        n, c, h, w = x.shape
+        mask = uniform16_mask((n, h, w, c), keep, x.device).permute(0, 3, 1, 2)
+        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+
+
+class TorchWordsDropout(FastDropout):
+    """FastDropout as it drew its masks before numpy's SFC64: int64 words from torch's mt19937."""
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        n = x.numel()
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+        mask = words.view(torch.int16)[:n].view(x.shape) < round(keep * 65536) - 32768
+        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
 
 
 class MatmulConv2d(nn.Conv2d):
@@ -91,6 +169,10 @@ def gather_pool(child):
     return None
 
 
+def compare_pool(child):
+    return CompareMaxPool() if gather_pool(child) is not None else None
+
+
 def matmul_conv(child):
     if type(child) is nn.Conv2d and child.stride == (1, 1) and child.dilation == (1, 1) and child.groups == 1:
         new = MatmulConv2d(child.in_channels, child.out_channels, child.kernel_size, padding=child.padding,
@@ -98,6 +180,16 @@ def matmul_conv(child):
         new.load_state_dict(child.state_dict())
         return new
     return None
+
+
+def first_conv_matmul(child):
+    return matmul_conv(child) if type(child) is nn.Conv2d and child.in_channels == 1 else None
+
+
+def dropout_as(cls):
+    def replace(child):
+        return cls(child.p) if type(child) is FastDropout else None
+    return replace
 
 
 class WithoutOneDNN:
@@ -111,12 +203,12 @@ class WithoutOneDNN:
             return self.inner(x, y)
 
 
-def recompiled(replace):
+def recompiled(replace, inductor: dict | None = None):
     def tweak(trainer):
-        count = swap_modules(trainer.model, replace)
-        if not count:
+        count = swap_modules(trainer.model, replace) if replace is not None else None
+        if count == 0:
             raise SystemExit("this variant changes nothing in this model")
-        trainer.step.model = compile_model(trainer.model, trainer.device)
+        trainer.step.model = compile_model(trainer.model, trainer.device, inductor=inductor)
     return tweak
 
 
@@ -124,7 +216,23 @@ def no_onednn(trainer):
     trainer.step = WithoutOneDNN(trainer.step)
 
 
-VARIANTS = {"pool-gather": recompiled(gather_pool), "conv-matmul": recompiled(matmul_conv), "conv-native": no_onednn}
+VARIANTS = {
+    "pool-gather": recompiled(gather_pool),
+    "pool-compare": recompiled(compare_pool),
+    "conv-matmul": recompiled(matmul_conv),
+    "first-conv-matmul": recompiled(first_conv_matmul),
+    "conv-native": no_onednn,
+    "masks-nhwc": recompiled(dropout_as(NHWCWordsDropout)),
+    "torch-words": recompiled(dropout_as(TorchWordsDropout)),
+    "inductor": None,  # built from --option
+}
+
+
+def bench_b_values() -> dict:
+    """B of `tinycnn bench --b amp=true`: its network, batch and rotation, the CPU's best settings, bf16."""
+    d = bench.DEFAULTS
+    return {"model": d["model"], "batch_size": d["batch_size"], "rotation": d["rotation"],
+            **bench.best_settings(torch.device("cpu")), "amp": True}
 
 
 def main():
@@ -132,11 +240,24 @@ def main():
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=5120)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="inductor option for the inductor variant (a Python literal), e.g. cpp.simdlen=256")
     args = parser.parse_args()
-    config, _ = bench.bench_config({"compile": True, "amp": True}, images=args.images, device="cpu")
+    tweak, label = VARIANTS[args.variant], args.variant
+    if args.variant == "inductor":
+        if not args.option:
+            parser.error("the inductor variant needs at least one --option KEY=VALUE")
+        options = {}
+        for item in args.option:
+            key, _, value = item.partition("=")
+            options[key.strip()] = ast.literal_eval(value.strip())
+        tweak, label = recompiled(None, options), f"inductor {args.option}"
+    elif args.option:
+        parser.error("--option applies to the inductor variant only")
+    config, _ = bench.bench_config(bench_b_values(), images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         a = bench.TrainerPipeline("Trainer (compile, bf16)", config, Path(tmp))
-        b = bench.TrainerPipeline(f"the same, {args.variant}", config, Path(tmp), VARIANTS[args.variant])
+        b = bench.TrainerPipeline(f"the same, {label}", config, Path(tmp), tweak)
         sa, sb = bench.alternate(a, b, args.rounds, args.images)
         print(bench.report(sa, sb))
 

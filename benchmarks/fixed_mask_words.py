@@ -16,6 +16,8 @@ from tinycnn import bench
 from tinycnn.fast_dropout import FastDropout
 from tinycnn.train import compile_model
 
+from cpu_step_variants import bench_b_values
+
 
 class FixedWords(FastDropout):
     def forward(self, x):
@@ -43,8 +45,7 @@ def tweak(trainer):
 
 
 def main():
-    values = {"compile": True, "amp": True}
-    config, _ = bench.bench_config(values, images=5120, device="cpu")
+    config, _ = bench.bench_config(bench_b_values(), images=5120, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         a = bench.TrainerPipeline("drawn masks", config, Path(tmp))
         b = bench.TrainerPipeline("fixed words (no drawing)", config, Path(tmp), tweak)

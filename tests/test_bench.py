@@ -13,7 +13,8 @@ from tinycnn.cli import main
 from tinycnn.config import TrainConfig
 from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError
-from tinycnn.fast_dropout import use_fast_dropout
+from tinycnn import fast_dropout, multiseed
+from tinycnn.fast_dropout import uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
 from tinycnn.multiseed import StackedRun, per_seed_loss, stack_models, stacked_input, unstack_state
 from tinycnn.stats import time_to_accuracy
@@ -202,20 +203,37 @@ def test_stacked_seeds_are_separate_models_exactly_in_float64(name):
 
 
 @pytest.mark.parametrize("name", ["era-s7-6750", "era-s6-15938"])
-def test_stacked_run_matches_two_trainer_runs(tmp_path, name):
+def test_stacked_run_matches_two_trainer_runs(tmp_path, monkeypatch, name):
     """The real thing in float32: StackedRun against Trainer's own epoch, seeds 0 and 1."""
+    masks = []
+
+    def recorded(*args, **kwargs):
+        mask = uniform16_mask(*args, **kwargs)
+        masks.append(mask.clone())
+        return mask
+
+    monkeypatch.setattr(fast_dropout, "uniform16_mask", recorded)
+    monkeypatch.setattr(multiseed, "uniform16_mask", recorded)
     config = TrainConfig(model=name, subset=128, batch_size=32, rotation=15.0, epochs=1, lr=0.01, device="cpu", threads=1)
     run = StackedRun(config, [0, 1])
     stacked = run.epoch(0)
+    stacked_masks, masks[:] = masks[:], []
     for i, seed in enumerate((0, 1)):
         trainer = Trainer(TrainConfig(**{**config.to_dict(), "seed": seed}), tmp_path / str(seed), progress=False, log=_quiet)
         trainer._setup()
         row = trainer._train_epoch(0, EpochSums(), None)
-        assert stacked["train_loss"][i] == pytest.approx(row["train_loss"], abs=1e-5)
+        # The same dropout masks, exactly (a stacked layer draws seed 0's, then seed 1's) ...
+        assert len(masks) == len(stacked_masks) // 2
+        assert all(torch.equal(a, b) for a, b in zip(stacked_masks[i::2], masks))
+        masks.clear()
+        # ... and the same training up to float32 rounding, which the grouped convolutions
+        # do differently and which a max-pool window whose two largest values swap
+        # amplifies (exactly equal in float64: the test above).
+        assert stacked["train_loss"][i] == pytest.approx(row["train_loss"], abs=1e-4)
         assert stacked["train_acc"][i] == pytest.approx(row["train_acc"])
         mine, theirs = run.state(i), trainer.model.state_dict()
         for key in theirs:
-            torch.testing.assert_close(mine[key].float(), theirs[key].float(), rtol=0, atol=1e-4, msg=key)
+            torch.testing.assert_close(mine[key].float(), theirs[key].float(), rtol=0, atol=1e-3, msg=key)
 
 
 def test_unstackable_model_is_one_line_error():

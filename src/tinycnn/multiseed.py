@@ -29,7 +29,7 @@ from torch import nn
 
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
-from tinycnn.fast_dropout import FastDropout
+from tinycnn.fast_dropout import FastDropout, uniform16_mask
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -75,15 +75,7 @@ class StackedDropout(nn.Module):
     def _mask(self, shape, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         keep = 1.0 - self.p
         if self.kind == "fast":
-            n = 1
-            for d in shape:
-                n *= d
-            # randint's draws, written as random_ so that torch.compile can trace them for a
-            # batch size it treats as symbolic (an epoch's smaller last batch); randint with
-            # a generator argument fails there.
-            words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_(-(2**63), 2**63 - 1, generator=g)
-            u16 = words.view(torch.int16)[:n].view(shape)
-            return (u16 < round(keep * 65536) - 32768).to(like.dtype) * (65536 / round(keep * 65536))
+            return uniform16_mask(shape, keep, like.device, g).to(like.dtype) * (65536 / round(keep * 65536))
         if self.kind == "2d":
             shape = (shape[0], shape[1]) + (1,) * (len(shape) - 2)
             return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep, generator=g).div_(keep)
