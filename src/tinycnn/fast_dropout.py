@@ -17,15 +17,22 @@ few numbers and is left alone.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from torch import nn
 
 
 # An operator of its own, so that torch.compile calls it as one opaque kernel (the numpy
-# call could not be traced), and, being random, saves its mask for the backward instead
-# of drawing it again.
-@torch.library.custom_op("tinycnn::sfc64_words", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
+# call could not be traced), and, tagged as random, saves its mask for the backward instead
+# of drawing it again (torch before 2.7 takes no tags: there the backward may draw the same
+# words again from the same seed, which costs time but gives the same mask).
+_RANDOM_OP = ({"tags": (torch.Tag.nondeterministic_seeded,)}
+              if "tags" in inspect.signature(torch.library.custom_op).parameters else {})
+
+
+@torch.library.custom_op("tinycnn::sfc64_words", mutates_args=(), **_RANDOM_OP)
 def sfc64_words(n: int, seed: torch.Tensor) -> torch.Tensor:
     """n random int64 words from numpy's SFC64 generator seeded with `seed` (one int64, on the CPU)."""
     return torch.from_numpy(np.random.SFC64(int(seed.item())).random_raw(n).view(np.int64))
