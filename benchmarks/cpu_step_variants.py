@@ -34,7 +34,6 @@ import ast
 import tempfile
 from pathlib import Path
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,29 +108,31 @@ class CompareMaxPool(nn.Module):
         return CompareMaxPoolFn.apply(x)
 
 
-class NHWCWordsDropout(FastDropout):
-    """FastDropout whose random words are laid out in channels-last order."""
+class OtherMaskDropout(FastDropout):
+    """FastDropout (on 4-d activations) with its mask from `mask(x, keep)` instead."""
 
     def forward(self, x):
         if not self.training or self.p == 0 or x.dim() != 4:
             return super().forward(x)
         keep = 1.0 - self.p
+        return x * self.mask(x, keep).to(x.dtype) * (65536 / round(keep * 65536))
+
+
+class NHWCWordsDropout(OtherMaskDropout):
+    """The random words laid out in channels-last order."""
+
+    def mask(self, x, keep):
         n, c, h, w = x.shape
-        mask = uniform16_mask((n, h, w, c), keep, x.device).permute(0, 3, 1, 2)
-        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+        return uniform16_mask((n, h, w, c), keep, x.device).permute(0, 3, 1, 2)
 
 
-class TorchWordsDropout(FastDropout):
-    """FastDropout as it drew its masks before numpy's SFC64: int64 words from torch's mt19937."""
+class TorchWordsDropout(OtherMaskDropout):
+    """The mask as FastDropout drew it before numpy's SFC64: int64 words from torch's mt19937."""
 
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return super().forward(x)
-        keep = 1.0 - self.p
+    def mask(self, x, keep):
         n = x.numel()
         words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        mask = words.view(torch.int16)[:n].view(x.shape) < round(keep * 65536) - 32768
-        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+        return words.view(torch.int16)[:n].view(x.shape) < round(keep * 65536) - 32768
 
 
 class MatmulConv2d(nn.Conv2d):
@@ -163,14 +164,16 @@ def swap_modules(model: nn.Module, replace) -> int:
     return swapped
 
 
+def is_pool_2x2(child) -> bool:
+    return type(child) is nn.MaxPool2d and child.kernel_size in (2, (2, 2)) and child.stride in (2, (2, 2)) and not child.padding
+
+
 def gather_pool(child):
-    if type(child) is nn.MaxPool2d and child.kernel_size in (2, (2, 2)) and child.stride in (2, (2, 2)) and not child.padding:
-        return GatherMaxPool()
-    return None
+    return GatherMaxPool() if is_pool_2x2(child) else None
 
 
 def compare_pool(child):
-    return CompareMaxPool() if gather_pool(child) is not None else None
+    return CompareMaxPool() if is_pool_2x2(child) else None
 
 
 def matmul_conv(child):
