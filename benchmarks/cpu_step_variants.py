@@ -2,10 +2,11 @@
 
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py VARIANT [--rounds 5] [--images 5120]
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py inductor --option cpp.simdlen=256
+    PYTHONPATH=src python3 benchmarks/cpu_step_variants.py words-in-graph --eager
 
 A is the Trainer as `tinycnn bench --b amp=true` runs it (era-s7-8172, batch 128, rotation
-15 nearest, compile, bf16); B is the same Trainer with one part of the step computed
-another way:
+15 nearest, compile, bf16; with --eager, both sides without compile); B is the same
+Trainer with one part of the step computed another way:
 
 - pool-gather: max-pool's backward as an element-wise comparison of each input position
   with the saved index of its window's maximum (the same gradient, ties included), where
@@ -19,11 +20,15 @@ another way:
   layer, whose weight gradient oneDNN computes slowly);
 - conv-native: the same network with oneDNN turned off, so that convolutions run on
   torch's own CPU kernels;
-- masks-nhwc: the dropout masks' random words laid out in channels-last order, the order
-  in which inductor's kernels walk the activations (other masks, same distribution);
-- torch-words: the dropout masks' random words from torch's mt19937, as FastDropout drew
-  them before it took numpy's SFC64 (B/A below 1 is what SFC64 saves; other masks, same
-  distribution);
+- words-in-graph: the dropout masks as FastDropout made them before it computed whole
+  masks outside the graph: int64 words from numpy's SFC64 (an opaque operator), whose
+  16-bit lanes the compiled graph compares (a bool mask, in NCHW order); B/A below 1 is what
+  the uint8 masks save (other masks, same distribution; so for all the mask variants);
+- masks-nhwc: as words-in-graph, the words laid out in channels-last order, the order in
+  which inductor's kernels walk the activations;
+- torch-words: as words-in-graph, the words from torch's mt19937, as FastDropout drew
+  them before it took numpy's SFC64;
+- mask-bf16: FastDropout's mask as bf16 0/1 instead of uint8 0/1 (the same masks);
 - inductor: the model compiled again with the inductor options given by --option.
 
 Each is the same function of the weights (float rounding aside) or draws masks of the
@@ -31,15 +36,17 @@ same distribution; the results are in docs/benchmarks.md, "One lever at a time".
 """
 import argparse
 import ast
+import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, uniform16_mask
+from tinycnn.fast_dropout import FastDropout, sfc64_words
 from tinycnn.train import compile_model
 
 
@@ -108,31 +115,67 @@ class CompareMaxPool(nn.Module):
         return CompareMaxPoolFn.apply(x)
 
 
+@torch.library.custom_op("tinycnn_bench::bf16_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
+def bf16_mask(n: int, c: int, h: int, w: int, threshold: int, seed: torch.Tensor) -> torch.Tensor:
+    """FastDropout's mask as bf16 0/1 instead of uint8 0/1 (the same values)."""
+    size = n * c * h * w
+    bits = (np.random.SFC64(int(seed.item())).random_raw((size + 3) // 4).view(np.int16)[:size] < threshold).astype(np.int16)
+    bits *= np.int16(0x3F80)  # bf16's 1.0
+    return torch.from_numpy(bits).view(torch.bfloat16).view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+@bf16_mask.register_fake
+def _(n, c, h, w, threshold, seed):
+    return torch.empty(n, h, w, c, dtype=torch.bfloat16).permute(0, 3, 1, 2)
+
+
 class OtherMaskDropout(FastDropout):
-    """FastDropout (on 4-d activations) with its mask from `mask(x, keep)` instead."""
+    """FastDropout (on 4-d activations) with its 0/1 mask from `mask(x, threshold, seed)`,
+    threshold on int16 lanes, seed one draw from torch's generator."""
 
     def forward(self, x):
         if not self.training or self.p == 0 or x.dim() != 4:
             return super().forward(x)
         keep = 1.0 - self.p
-        return x * self.mask(x, keep).to(x.dtype) * (65536 / round(keep * 65536))
+        seed = torch.randint(0, 2**62, (1,), dtype=torch.int64)
+        return x * self.mask(x, round(keep * 65536) - 32768, seed).to(x.dtype) * (65536 / round(keep * 65536))
+
+
+def lanes_below(words, threshold, shape):
+    n = math.prod(shape)
+    return words.view(torch.int16)[:n].view(shape) < threshold
+
+
+class WordsInGraphDropout(OtherMaskDropout):
+    """The words from SFC64 (sfc64_words), compared in the compiled graph (a bool mask in
+    NCHW order): FastDropout before it computed whole masks outside the graph."""
+
+    def mask(self, x, threshold, seed):
+        return lanes_below(sfc64_words((x.numel() + 3) // 4, seed), threshold, x.shape)
 
 
 class NHWCWordsDropout(OtherMaskDropout):
-    """The random words laid out in channels-last order."""
+    """As WordsInGraphDropout, the words laid out in channels-last order."""
 
-    def mask(self, x, keep):
+    def mask(self, x, threshold, seed):
         n, c, h, w = x.shape
-        return uniform16_mask((n, h, w, c), keep, x.device).permute(0, 3, 1, 2)
+        return lanes_below(sfc64_words((x.numel() + 3) // 4, seed), threshold, (n, h, w, c)).permute(0, 3, 1, 2)
 
 
 class TorchWordsDropout(OtherMaskDropout):
-    """The mask as FastDropout drew it before numpy's SFC64: int64 words from torch's mt19937."""
+    """As WordsInGraphDropout, the words from torch's mt19937 (FastDropout before SFC64)."""
 
-    def mask(self, x, keep):
+    def mask(self, x, threshold, seed):
         n = x.numel()
         words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        return words.view(torch.int16)[:n].view(x.shape) < round(keep * 65536) - 32768
+        return lanes_below(words, threshold, x.shape)
+
+
+class Bf16MaskDropout(OtherMaskDropout):
+    """FastDropout's mask as bf16 0/1."""
+
+    def mask(self, x, threshold, seed):
+        return bf16_mask(*x.shape, threshold, seed)
 
 
 class MatmulConv2d(nn.Conv2d):
@@ -211,7 +254,8 @@ def recompiled(replace, inductor: dict | None = None):
         count = swap_modules(trainer.model, replace) if replace is not None else None
         if count == 0:
             raise SystemExit("this variant changes nothing in this model")
-        trainer.step.model = compile_model(trainer.model, trainer.device, inductor=inductor)
+        if trainer.config.compile:
+            trainer.step.model = compile_model(trainer.model, trainer.device, inductor=inductor)
     return tweak
 
 
@@ -225,8 +269,10 @@ VARIANTS = {
     "conv-matmul": recompiled(matmul_conv),
     "first-conv-matmul": recompiled(first_conv_matmul),
     "conv-native": no_onednn,
+    "words-in-graph": recompiled(dropout_as(WordsInGraphDropout)),
     "masks-nhwc": recompiled(dropout_as(NHWCWordsDropout)),
     "torch-words": recompiled(dropout_as(TorchWordsDropout)),
+    "mask-bf16": recompiled(dropout_as(Bf16MaskDropout)),
     "inductor": None,  # built from --option
 }
 
@@ -243,6 +289,7 @@ def main():
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=5120)
+    parser.add_argument("--eager", action="store_true", help="both sides without torch.compile")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="inductor option for the inductor variant (a Python literal), e.g. cpp.simdlen=256")
     args = parser.parse_args()
@@ -257,9 +304,12 @@ def main():
         tweak, label = recompiled(None, options), f"inductor {args.option}"
     elif args.option:
         parser.error("--option applies to the inductor variant only")
-    config, _ = bench.bench_config(bench_b_values(), images=args.images, device="cpu")
+    values = {**bench_b_values(), "compile": not args.eager}
+    if args.eager and args.variant == "inductor":
+        parser.error("the inductor variant needs torch.compile")
+    config, _ = bench.bench_config(values, images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
-        a = bench.TrainerPipeline("Trainer (compile, bf16)", config, Path(tmp))
+        a = bench.TrainerPipeline("Trainer (eager, bf16)" if args.eager else "Trainer (compile, bf16)", config, Path(tmp))
         b = bench.TrainerPipeline(f"the same, {label}", config, Path(tmp), tweak)
         sa, sb = bench.alternate(a, b, args.rounds, args.images)
         print(bench.report(sa, sb))

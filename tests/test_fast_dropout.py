@@ -1,3 +1,5 @@
+import math
+
 import torch
 from torch import nn
 
@@ -81,6 +83,26 @@ def test_cpu_words_have_uniform_bits():
     words = random_words(200_000, "cpu")
     bits = ((words.view(-1, 1) >> torch.arange(64)) & 1).float().mean(0)
     assert (bits - 0.5).abs().max().item() < 0.006  # 5 sigma for 200,000 draws
+
+
+def test_cpu_mask_compares_the_words_lanes_in_channels_last_order():
+    # The same seed draws the same words; a 4-d mask takes their lanes in (N, H, W, C)
+    # order, other masks in their own order. uint8, so that compiled kernels read it fast.
+    keep = 0.9
+    threshold = round(keep * 65536) - 32768
+    for shape in [(3, 5, 4, 7), (6, 35), (101,)]:
+        n = math.prod(shape)
+        torch.manual_seed(8)
+        lanes = random_words((n + 3) // 4, "cpu").view(torch.int16)[:n]
+        torch.manual_seed(8)
+        mask = uniform16_mask(shape, keep, "cpu")
+        assert mask.dtype == torch.uint8 and mask.shape == shape
+        if len(shape) == 4:
+            expected = (lanes.view(3, 4, 7, 5) < threshold).permute(0, 3, 1, 2)
+            assert mask.is_contiguous(memory_format=torch.channels_last)
+        else:
+            expected = (lanes < threshold).view(shape)
+        assert torch.equal(mask, expected.to(torch.uint8))
 
 
 def test_torch_compile_traces_a_model_with_fast_dropout_as_one_graph():

@@ -18,6 +18,7 @@ few numbers and is left alone.
 from __future__ import annotations
 
 import inspect
+import math
 
 import numpy as np
 import torch
@@ -32,6 +33,16 @@ _RANDOM_OP = ({"tags": (torch.Tag.nondeterministic_seeded,)}
               if "tags" in inspect.signature(torch.library.custom_op).parameters else {})
 
 
+def _lane_order(shape) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """The shape in which the lanes are laid out, and the permutation back to `shape`: a 4-d
+    mask is drawn in channels-last order, the order in which torch.compile's CPU kernels
+    walk convolution outputs, so that they read it contiguously."""
+    if len(shape) == 4:
+        n, c, h, w = shape
+        return (n, h, w, c), (0, 3, 1, 2)
+    return tuple(shape), None
+
+
 @torch.library.custom_op("tinycnn::sfc64_words", mutates_args=(), **_RANDOM_OP)
 def sfc64_words(n: int, seed: torch.Tensor) -> torch.Tensor:
     """n random int64 words from numpy's SFC64 generator seeded with `seed` (one int64, on the CPU)."""
@@ -43,13 +54,34 @@ def _(n, seed):
     return torch.empty(n, dtype=torch.int64)
 
 
+@torch.library.custom_op("tinycnn::sfc64_keep_mask", mutates_args=(), **_RANDOM_OP)
+def sfc64_keep_mask(shape: list[int], threshold: int, seed: torch.Tensor) -> torch.Tensor:
+    """A uint8 0/1 mask of `shape`: 1 where a 16-bit lane of the words that sfc64_words(.., seed)
+    draws, read as int16, is below `threshold`; the lanes in _lane_order."""
+    drawn, back = _lane_order(shape)
+    n = math.prod(shape)
+    lanes = np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n]
+    mask = torch.from_numpy((lanes < threshold).view(np.uint8)).view(drawn)
+    return mask.permute(back) if back else mask
+
+
+@sfc64_keep_mask.register_fake
+def _(shape, threshold, seed):
+    drawn, back = _lane_order(shape)
+    mask = torch.empty(drawn, dtype=torch.uint8)
+    return mask.permute(back) if back else mask
+
+
+def _seed(generator: torch.Generator | None) -> torch.Tensor:
+    # randint, not random_: torch.compile traces randint into the graph, and breaks it at random_.
+    return torch.randint(0, 2**62, (1,), dtype=torch.int64, generator=generator)
+
+
 def random_words(n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """n uniformly random int64 words on `device`, drawn from `generator` (torch's default
     generator of that device when None): on the CPU through one 62-bit seed for SFC64."""
     if torch.device(device).type == "cpu":
-        # randint, not random_: torch.compile traces randint into the graph, and breaks it at random_.
-        seed = torch.randint(0, 2**62, (1,), dtype=torch.int64, generator=generator)
-        return sfc64_words(n, seed)
+        return sfc64_words(n, _seed(generator))
     if generator is None:
         return torch.randint(-(2**63), 2**63 - 1, (n,), dtype=torch.int64, device=device)
     # With a generator, randint fails under torch.compile for a batch size it treats as
@@ -58,12 +90,17 @@ def random_words(n: int, device, generator: torch.Generator | None = None) -> to
 
 
 def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Boolean tensor of `shape`, each element True with probability round(keep * 65536) / 65536."""
-    n = 1
-    for s in shape:
-        n *= s
-    u16 = random_words((n + 3) // 4, device, generator).view(torch.int16)[:n].view(shape)
+    """A 0/1 tensor of `shape`, each element 1 with probability round(keep * 65536) / 65536.
+
+    On the CPU it is uint8, computed with its random words outside torch (sfc64_keep_mask):
+    torch.compile's kernels read a uint8 mask in the activations' order far faster than they
+    compare 16-bit lanes or read a bool mask (docs/benchmarks.md). Elsewhere it is bool, the
+    comparison of random_words' lanes, which the compiled kernels fuse."""
     threshold = round(keep * 65536) - 32768  # int16 values run from -32768 to 32767
+    if torch.device(device).type == "cpu":
+        return sfc64_keep_mask(list(shape), threshold, _seed(generator))
+    n = math.prod(shape)
+    u16 = random_words((n + 3) // 4, device, generator).view(torch.int16)[:n].view(shape)
     return u16 < threshold
 
 
