@@ -29,6 +29,9 @@ Trainer with one part of the step computed another way:
 - torch-words: as words-in-graph, the words from torch's mt19937, as FastDropout drew
   them before it took numpy's SFC64;
 - mask-bf16: FastDropout's mask as bf16 0/1 instead of uint8 0/1 (the same masks);
+- mask-nchw: FastDropout's uint8 mask with its lanes in NCHW order, contiguous, where
+  FastDropout lays them out as the step lays out the activation (channels-last for a
+  compiled step on the CPU);
 - inductor: the model compiled again with the inductor options given by --option.
 
 Each is the same function of the weights (float rounding aside) or draws masks of the
@@ -46,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, sfc64_words
+from tinycnn.fast_dropout import FastDropout, sfc64_keep_mask, sfc64_words
 from tinycnn.train import compile_model
 
 
@@ -116,17 +119,16 @@ class CompareMaxPool(nn.Module):
 
 
 @torch.library.custom_op("tinycnn_bench::bf16_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
-def bf16_mask(n: int, c: int, h: int, w: int, threshold: int, seed: torch.Tensor) -> torch.Tensor:
-    """FastDropout's mask as bf16 0/1 instead of uint8 0/1 (the same values)."""
-    size = n * c * h * w
-    bits = (np.random.SFC64(int(seed.item())).random_raw((size + 3) // 4).view(np.int16)[:size] < threshold).astype(np.int16)
+def bf16_mask(n: int, threshold: int, seed: torch.Tensor) -> torch.Tensor:
+    """sfc64_keep_mask's n values (flat) as bf16 0/1 instead of uint8 0/1."""
+    bits = (np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n] < threshold).astype(np.int16)
     bits *= np.int16(0x3F80)  # bf16's 1.0
-    return torch.from_numpy(bits).view(torch.bfloat16).view(n, h, w, c).permute(0, 3, 1, 2)
+    return torch.from_numpy(bits).view(torch.bfloat16)
 
 
 @bf16_mask.register_fake
-def _(n, c, h, w, threshold, seed):
-    return torch.empty(n, h, w, c, dtype=torch.bfloat16).permute(0, 3, 1, 2)
+def _(n, threshold, seed):
+    return torch.empty(n, dtype=torch.bfloat16)
 
 
 class OtherMaskDropout(FastDropout):
@@ -171,11 +173,19 @@ class TorchWordsDropout(OtherMaskDropout):
         return lanes_below(words, threshold, x.shape)
 
 
-class Bf16MaskDropout(OtherMaskDropout):
-    """FastDropout's mask as bf16 0/1."""
+class NCHWMaskDropout(OtherMaskDropout):
+    """FastDropout's uint8 mask with its lanes in NCHW order (contiguous)."""
 
     def mask(self, x, threshold, seed):
-        return bf16_mask(*x.shape, threshold, seed)
+        return sfc64_keep_mask([x.numel()], threshold, seed, False).view(x.shape)
+
+
+class Bf16MaskDropout(OtherMaskDropout):
+    """FastDropout's mask (channels-last) as bf16 0/1."""
+
+    def mask(self, x, threshold, seed):
+        n, c, h, w = x.shape
+        return bf16_mask(x.numel(), threshold, seed).view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class MatmulConv2d(nn.Conv2d):
@@ -273,6 +283,7 @@ VARIANTS = {
     "masks-nhwc": recompiled(dropout_as(NHWCWordsDropout)),
     "torch-words": recompiled(dropout_as(TorchWordsDropout)),
     "mask-bf16": recompiled(dropout_as(Bf16MaskDropout)),
+    "mask-nchw": recompiled(dropout_as(NCHWMaskDropout)),
     "inductor": None,  # built from --option
 }
 

@@ -87,22 +87,33 @@ def test_cpu_words_have_uniform_bits():
 
 def test_cpu_mask_compares_the_words_lanes_in_channels_last_order():
     # The same seed draws the same words; a 4-d mask takes their lanes in (N, H, W, C)
-    # order, other masks in their own order. uint8, so that compiled kernels read it fast.
+    # order whatever its layout, other masks in their own order. uint8, which compiled
+    # kernels read fast.
     keep = 0.9
     threshold = round(keep * 65536) - 32768
     for shape in [(3, 5, 4, 7), (6, 35), (101,)]:
         n = math.prod(shape)
         torch.manual_seed(8)
         lanes = random_words((n + 3) // 4, "cpu").view(torch.int16)[:n]
-        torch.manual_seed(8)
-        mask = uniform16_mask(shape, keep, "cpu")
-        assert mask.dtype == torch.uint8 and mask.shape == shape
-        if len(shape) == 4:
-            expected = (lanes.view(3, 4, 7, 5) < threshold).permute(0, 3, 1, 2)
-            assert mask.is_contiguous(memory_format=torch.channels_last)
-        else:
-            expected = (lanes < threshold).view(shape)
-        assert torch.equal(mask, expected.to(torch.uint8))
+        expected = ((lanes.view(3, 4, 7, 5) < threshold).permute(0, 3, 1, 2) if len(shape) == 4
+                    else (lanes < threshold).view(shape)).to(torch.uint8)
+        for channels_last in (False, True):
+            torch.manual_seed(8)
+            mask = uniform16_mask(shape, keep, "cpu", channels_last=channels_last)
+            assert mask.dtype == torch.uint8 and mask.shape == shape
+            assert torch.equal(mask, expected)
+            cl = channels_last and len(shape) == 4
+            assert mask.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
+def test_fast_dropout_draws_the_same_mask_in_either_layout():
+    x = torch.randn(4, 6, 5, 5)
+    d = FastDropout(0.3).train()
+    torch.manual_seed(9)
+    a = d(x)
+    torch.manual_seed(9)
+    b = d(x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(a, b)
 
 
 def test_torch_compile_traces_a_model_with_fast_dropout_as_one_graph():

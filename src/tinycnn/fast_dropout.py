@@ -33,16 +33,6 @@ _RANDOM_OP = ({"tags": (torch.Tag.nondeterministic_seeded,)}
               if "tags" in inspect.signature(torch.library.custom_op).parameters else {})
 
 
-def _lane_order(shape) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
-    """The shape in which the lanes are laid out, and the permutation back to `shape`: a 4-d
-    mask is drawn in channels-last order, the order in which torch.compile's CPU kernels
-    walk convolution outputs, so that they read it contiguously."""
-    if len(shape) == 4:
-        n, c, h, w = shape
-        return (n, h, w, c), (0, 3, 1, 2)
-    return tuple(shape), None
-
-
 @torch.library.custom_op("tinycnn::sfc64_words", mutates_args=(), **_RANDOM_OP)
 def sfc64_words(n: int, seed: torch.Tensor) -> torch.Tensor:
     """n random int64 words from numpy's SFC64 generator seeded with `seed` (one int64, on the CPU)."""
@@ -55,21 +45,39 @@ def _(n, seed):
 
 
 @torch.library.custom_op("tinycnn::sfc64_keep_mask", mutates_args=(), **_RANDOM_OP)
-def sfc64_keep_mask(shape: list[int], threshold: int, seed: torch.Tensor) -> torch.Tensor:
-    """A uint8 0/1 mask of `shape`: 1 where a 16-bit lane of the words that sfc64_words(.., seed)
-    draws, read as int16, is below `threshold`; the lanes in _lane_order."""
-    drawn, back = _lane_order(shape)
+def sfc64_keep_mask(shape: list[int], threshold: int, seed: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A uint8 0/1 mask of `shape`: 1 where a 16-bit lane of the words sfc64_words(.., seed)
+    draws, read as int16, is below `threshold`. A 4-d mask takes the lanes in (N, H, W, C)
+    order, and is laid out channels-last when `channels_last`, else contiguous; any other
+    mask takes them in its own order."""
     n = math.prod(shape)
     lanes = np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n]
-    mask = torch.from_numpy((lanes < threshold).view(np.uint8)).view(drawn)
-    return mask.permute(back) if back else mask
+    if len(shape) != 4:
+        return torch.from_numpy((lanes < threshold).view(np.uint8)).view(shape)
+    b, c, h, w = shape
+    lanes = lanes.reshape(b, h, w, c)
+    if channels_last:
+        return torch.from_numpy((lanes < threshold).view(np.uint8)).permute(0, 3, 1, 2)
+    keep = np.empty(shape, dtype=np.bool_)
+    np.less(lanes.transpose(0, 3, 1, 2), threshold, out=keep)
+    return torch.from_numpy(keep.view(np.uint8))
 
 
 @sfc64_keep_mask.register_fake
-def _(shape, threshold, seed):
-    drawn, back = _lane_order(shape)
-    mask = torch.empty(drawn, dtype=torch.uint8)
-    return mask.permute(back) if back else mask
+def _(shape, threshold, seed, channels_last):
+    mask = torch.empty(shape, dtype=torch.uint8)
+    return mask.contiguous(memory_format=torch.channels_last) if channels_last and len(shape) == 4 else mask
+
+
+def lays_out_channels_last(x: torch.Tensor) -> bool:
+    """Whether the step at hand keeps 4-d `x` in channels-last order: torch.compile on the CPU
+    gives convolution outputs that layout (inductor's layout optimization); an eager step
+    keeps x's own."""
+    if x.dim() != 4:
+        return False
+    if torch.compiler.is_compiling():
+        return x.device.type == "cpu"
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _seed(generator: torch.Generator | None) -> torch.Tensor:
@@ -89,16 +97,21 @@ def random_words(n: int, device, generator: torch.Generator | None = None) -> to
     return torch.empty(n, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1, generator=generator)
 
 
-def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A 0/1 tensor of `shape`, each element 1 with probability round(keep * 65536) / 65536.
+def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None = None,
+                   channels_last: bool = False) -> torch.Tensor:
+    """A 0/1 tensor of `shape`, each element 1 with probability round(keep * 65536) / 65536:
+    where a 16-bit lane of random_words, read as int16, is below a threshold.
 
-    On the CPU it is uint8, computed with its random words outside torch (sfc64_keep_mask):
-    torch.compile's kernels read a uint8 mask in the activations' order far faster than they
-    compare 16-bit lanes or read a bool mask (docs/benchmarks.md). Elsewhere it is bool, the
-    comparison of random_words' lanes, which the compiled kernels fuse."""
+    On the CPU the comparison is made by numpy with the words (sfc64_keep_mask), and the mask
+    is uint8, its lanes in channels-last order if 4-d, laid out channels-last if
+    `channels_last`: torch.compile's CPU kernels walk convolution outputs in that order, and
+    read such a mask much faster than they compare the lanes themselves or read a bool mask
+    (docs/benchmarks.md). The lanes' order does not depend on the layout, so an eager and a
+    compiled step draw the same masks. Elsewhere the mask is bool, torch's comparison of the
+    lanes in the shape's order, which the compiled kernels fuse."""
     threshold = round(keep * 65536) - 32768  # int16 values run from -32768 to 32767
     if torch.device(device).type == "cpu":
-        return sfc64_keep_mask(list(shape), threshold, _seed(generator))
+        return sfc64_keep_mask(list(shape), threshold, _seed(generator), channels_last)
     n = math.prod(shape)
     u16 = random_words((n + 3) // 4, device, generator).view(torch.int16)[:n].view(shape)
     return u16 < threshold
@@ -113,7 +126,7 @@ class FastDropout(nn.Dropout):
         if self.p == 1:
             return torch.zeros_like(x)
         keep = 1.0 - self.p
-        mask = uniform16_mask(x.shape, keep, x.device)
+        mask = uniform16_mask(x.shape, keep, x.device, channels_last=lays_out_channels_last(x))
         return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
 
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
-from tinycnn.fast_dropout import FastDropout, uniform16_mask
+from tinycnn.fast_dropout import FastDropout, lays_out_channels_last, uniform16_mask
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -75,7 +75,8 @@ class StackedDropout(nn.Module):
     def _mask(self, shape, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         keep = 1.0 - self.p
         if self.kind == "fast":
-            return uniform16_mask(shape, keep, like.device, g).to(like.dtype) * (65536 / round(keep * 65536))
+            mask = uniform16_mask(shape, keep, like.device, g, channels_last=lays_out_channels_last(like))
+            return mask.to(like.dtype) * (65536 / round(keep * 65536))
         if self.kind == "2d":
             shape = (shape[0], shape[1]) + (1,) * (len(shape) - 2)
             return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep, generator=g).div_(keep)
