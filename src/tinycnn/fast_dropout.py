@@ -7,12 +7,15 @@ lanes per word. The keep probability is rounded to a multiple of 1/65536 (0.95 b
 0.949997), the same distribution for any purpose.
 
 On the CPU the words come from numpy's SFC64 generator, seeded for each mask with one
-draw from torch's generator: it draws them 2.1x faster than torch's mt19937, which makes a
-compiled bf16 step of era-s7-8172 1.01x to 1.10x faster (six runs, docs/benchmarks.md).
-On other devices they come from torch's generator of that device. Either way torch's
-generator is the only state, so seeding, checkpointing and exact resume work as before,
-and an eager and a compiled step draw the same masks. Dropout2d (whole channels) draws
-few numbers and is left alone.
+draw from torch's generator (2.1x faster than torch's mt19937), and numpy compares their
+lanes too: the mask enters the step as uint8, in the order in which the step lays out the
+activation (channels-last in a compiled step). torch.compile's CPU kernels compared the
+lanes themselves far more slowly, and read a bool mask slowly: a compiled bf16 step of
+era-s7-8172 is 1.10x to 1.14x faster this way (docs/benchmarks.md). On other devices the
+words come from torch's generator of that device and torch compares them. Either way
+torch's generator is the only state, so seeding, checkpointing and exact resume work as
+before, and an eager and a compiled step draw the same masks. Dropout2d (whole channels)
+draws few numbers and is left alone.
 """
 
 from __future__ import annotations
