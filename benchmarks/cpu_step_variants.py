@@ -121,7 +121,7 @@ class CompareMaxPool(nn.Module):
 @torch.library.custom_op("tinycnn_bench::bf16_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
 def bf16_mask(n: int, threshold: int, seed: torch.Tensor) -> torch.Tensor:
     """sfc64_keep_mask's n values (flat) as bf16 0/1 instead of uint8 0/1."""
-    bits = (np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n] < threshold).astype(np.int16)
+    bits = sfc64_keep_mask([n], threshold, seed, False).numpy().astype(np.int16)
     bits *= np.int16(0x3F80)  # bf16's 1.0
     return torch.from_numpy(bits).view(torch.bfloat16)
 

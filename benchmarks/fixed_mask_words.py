@@ -21,7 +21,7 @@ from tinycnn import bench
 from tinycnn.fast_dropout import FastDropout, uniform16_mask
 from tinycnn.train import compile_model
 
-from cpu_step_variants import bench_b_values
+from cpu_step_variants import bench_b_values, lanes_below
 
 
 class FixedMask(FastDropout):
@@ -43,8 +43,7 @@ class FixedWords(FastDropout):
         n = x.numel()
         if not hasattr(self, "words") or self.words.numel() * 4 < n:
             self.register_buffer("words", torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64), persistent=False)
-        u16 = self.words.view(torch.int16)[:n].view(x.shape)
-        mask = u16 < (round(keep * 65536) - 32768)
+        mask = lanes_below(self.words, round(keep * 65536) - 32768, x.shape)
         return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
 
 

@@ -36,10 +36,15 @@ _RANDOM_OP = ({"tags": (torch.Tag.nondeterministic_seeded,)}
               if "tags" in inspect.signature(torch.library.custom_op).parameters else {})
 
 
+def _sfc64_lanes(n: int, seed: torch.Tensor) -> np.ndarray:
+    """The first n 16-bit lanes (int16) of the words SFC64 seeded with `seed` draws."""
+    return np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n]
+
+
 @torch.library.custom_op("tinycnn::sfc64_words", mutates_args=(), **_RANDOM_OP)
 def sfc64_words(n: int, seed: torch.Tensor) -> torch.Tensor:
     """n random int64 words from numpy's SFC64 generator seeded with `seed` (one int64, on the CPU)."""
-    return torch.from_numpy(np.random.SFC64(int(seed.item())).random_raw(n).view(np.int64))
+    return torch.from_numpy(_sfc64_lanes(4 * n, seed).view(np.int64))
 
 
 @sfc64_words.register_fake
@@ -53,8 +58,7 @@ def sfc64_keep_mask(shape: list[int], threshold: int, seed: torch.Tensor, channe
     draws, read as int16, is below `threshold`. A 4-d mask takes the lanes in (N, H, W, C)
     order, and is laid out channels-last when `channels_last`, else contiguous; any other
     mask takes them in its own order."""
-    n = math.prod(shape)
-    lanes = np.random.SFC64(int(seed.item())).random_raw((n + 3) // 4).view(np.int16)[:n]
+    lanes = _sfc64_lanes(math.prod(shape), seed)
     if len(shape) != 4:
         return torch.from_numpy((lanes < threshold).view(np.uint8)).view(shape)
     b, c, h, w = shape
