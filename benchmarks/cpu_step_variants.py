@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, sfc64_keep_mask, sfc64_words
+from tinycnn.fast_dropout import FastDropout, keep_scale, lane_threshold, sfc64_keep_mask, sfc64_words
 from tinycnn.train import compile_model
 
 
@@ -140,7 +140,7 @@ class OtherMaskDropout(FastDropout):
             return super().forward(x)
         keep = 1.0 - self.p
         seed = torch.randint(0, 2**62, (1,), dtype=torch.int64)
-        return x * self.mask(x, round(keep * 65536) - 32768, seed).to(x.dtype) * (65536 / round(keep * 65536))
+        return x * self.mask(x, lane_threshold(keep), seed).to(x.dtype) * keep_scale(keep)
 
 
 def lanes_below(words, threshold, shape):
@@ -313,11 +313,11 @@ def main():
             key, _, value = item.partition("=")
             options[key.strip()] = ast.literal_eval(value.strip())
         tweak, label = recompiled(None, options), f"inductor {args.option}"
+        if args.eager:
+            parser.error("the inductor variant needs torch.compile")
     elif args.option:
         parser.error("--option applies to the inductor variant only")
     values = {**bench_b_values(), "compile": not args.eager}
-    if args.eager and args.variant == "inductor":
-        parser.error("the inductor variant needs torch.compile")
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         a = bench.TrainerPipeline("Trainer (eager, bf16)" if args.eager else "Trainer (compile, bf16)", config, Path(tmp))

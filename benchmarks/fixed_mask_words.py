@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, uniform16_mask
+from tinycnn.fast_dropout import FastDropout, keep_scale, lane_threshold, uniform16_mask
 from tinycnn.train import compile_model
 
 from cpu_step_variants import bench_b_values, lanes_below
@@ -32,7 +32,7 @@ class FixedMask(FastDropout):
         if getattr(self, "mask", None) is None or self.mask.shape != x.shape:
             mask = uniform16_mask(x.shape, keep, x.device, channels_last=x.dim() == 4)
             self.register_buffer("mask", mask, persistent=False)
-        return x * self.mask.to(x.dtype) * (65536 / round(keep * 65536))
+        return x * self.mask.to(x.dtype) * keep_scale(keep)
 
 
 class FixedWords(FastDropout):
@@ -43,8 +43,8 @@ class FixedWords(FastDropout):
         n = x.numel()
         if not hasattr(self, "words") or self.words.numel() * 4 < n:
             self.register_buffer("words", torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64), persistent=False)
-        mask = lanes_below(self.words, round(keep * 65536) - 32768, x.shape)
-        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+        mask = lanes_below(self.words, lane_threshold(keep), x.shape)
+        return x * mask.to(x.dtype) * keep_scale(keep)
 
 
 def fixed(trainer, cls):

@@ -104,6 +104,17 @@ def random_words(n: int, device, generator: torch.Generator | None = None) -> to
     return torch.empty(n, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1, generator=generator)
 
 
+def lane_threshold(keep: float) -> int:
+    """The int16 value below which a 16-bit lane keeps its element: round(keep * 65536) of
+    the 65536 values, which run from -32768 to 32767."""
+    return round(keep * 65536) - 32768
+
+
+def keep_scale(keep: float) -> float:
+    """Inverted dropout's scale for the keep probability a 16-bit lane really has."""
+    return 65536 / round(keep * 65536)
+
+
 def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None = None,
                    channels_last: bool = False) -> torch.Tensor:
     """A 0/1 tensor of `shape`, each element 1 with probability round(keep * 65536) / 65536:
@@ -116,7 +127,7 @@ def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None
     (docs/benchmarks.md). The lanes' order does not depend on the layout, so an eager and a
     compiled step draw the same masks. Elsewhere the mask is bool, torch's comparison of the
     lanes in the shape's order, which the compiled kernels fuse."""
-    threshold = round(keep * 65536) - 32768  # int16 values run from -32768 to 32767
+    threshold = lane_threshold(keep)
     if torch.device(device).type == "cpu":
         return sfc64_keep_mask(list(shape), threshold, _seed(generator), channels_last)
     n = math.prod(shape)
@@ -134,7 +145,7 @@ class FastDropout(nn.Dropout):
             return torch.zeros_like(x)
         keep = 1.0 - self.p
         mask = uniform16_mask(x.shape, keep, x.device, channels_last=lays_out_channels_last(x))
-        return x * mask.to(x.dtype) * (65536 / round(keep * 65536))
+        return x * mask.to(x.dtype) * keep_scale(keep)
 
 
 def use_fast_dropout(model: nn.Module) -> int:

@@ -29,7 +29,7 @@ from torch import nn
 
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
-from tinycnn.fast_dropout import FastDropout, lays_out_channels_last, uniform16_mask
+from tinycnn.fast_dropout import FastDropout, keep_scale, lays_out_channels_last, uniform16_mask
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -76,7 +76,7 @@ class StackedDropout(nn.Module):
         keep = 1.0 - self.p
         if self.kind == "fast":
             mask = uniform16_mask(shape, keep, like.device, g, channels_last=lays_out_channels_last(like))
-            return mask.to(like.dtype) * (65536 / round(keep * 65536))
+            return mask.to(like.dtype) * keep_scale(keep)
         if self.kind == "2d":
             shape = (shape[0], shape[1]) + (1,) * (len(shape) - 2)
             return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep, generator=g).div_(keep)
