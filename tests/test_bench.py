@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinycnn.bench import bench_config, parse_assignments, run_bench
+from tinycnn.bench import alternate, bench_config, parse_assignments, run_bench
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
 from tinycnn.epoch_loop import EpochSums
@@ -35,6 +35,7 @@ def test_seed_pipeline_against_trainer_runs_and_reports(capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "seed pipeline" in out and "tinycnn Trainer" in out and "B/A = " in out and "peak RSS A" in out
+    assert out.count("minor page faults per round") == 2
     assert out.count("\n    1 ") == 1 and out.count("\n    2 ") == 1  # one line per round
 
 
@@ -60,6 +61,23 @@ def test_lever_and_eval_modes():
     assert a.rates[0] > 0 and b.rates[0] > 0
     a, b = run_bench(model="era-s7-6750", images=128, rounds=1, device="cpu", measure="eval", a={"inference": "plain", "compile": False}, b={"inference": "folded", "compile": False}, log=_quiet)
     assert "inference=plain" in a.label and "inference=folded" in b.label and a.rates[0] > 0 and b.rates[0] > 0
+
+
+class _MapsFreshMemory:
+    """A pipeline whose every round writes a fresh 64 MiB buffer (mapped anew, then returned)."""
+
+    name, device, threads = "fresh memory", torch.device("cpu"), 1
+
+    def round(self, images):
+        buffer = bytearray(64 * 2**20)
+        buffer[:: 4096] = b"x" * len(buffer[:: 4096])  # touch every page
+        return images
+
+
+def test_page_faults_are_counted_per_timed_round():
+    a, b = alternate(_MapsFreshMemory(), _MapsFreshMemory(), rounds=2, images=1, log=_quiet)
+    assert len(a.page_faults) == len(b.page_faults) == 2  # the warm-up round is not counted
+    assert min(a.page_faults + b.page_faults) > 0
 
 
 def test_stacked_seeds_mode():

@@ -230,6 +230,9 @@ class Side:
     peak_rss_mib: float = 0.0
     peak_device_mib: float | None = None
     workers_rss_mib: float | None = None
+    # Minor page faults of this process per timed round: memory the allocator hands back to the
+    # system and maps again costs a fault per page touched (A's DataLoader workers not counted).
+    page_faults: list[int] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -249,10 +252,12 @@ def _timed(pipeline, images: int, side: Side, resettable: bool) -> tuple[float, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     seen = pipeline.round(images)
     _sync(device)
     seconds = time.perf_counter() - start
+    side.page_faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
     side.peak_rss_mib = max(side.peak_rss_mib, peak_rss_mib())
     if device.type == "cuda":
         side.peak_device_mib = max(side.peak_device_mib or 0.0, torch.cuda.max_memory_allocated(device) / 2**20)
@@ -267,6 +272,7 @@ def alternate(a, b, rounds: int, images: int, log: Callable[[str], None] = print
     sides = (Side("A", a.name), Side("B", b.name))
     for pipeline, side in zip((a, b), sides):
         _, side.warmup_s = _timed(pipeline, images, side, resettable)
+        side.page_faults.clear()  # the warm-up's first allocations are not the steady state
         log(f"warm-up {side.name} ({side.label}): {side.warmup_s:.1f} s")
     log(f"{'round':>5}  {'A img/s':>10}  {'B img/s':>10}")
     for r in range(rounds):
@@ -293,7 +299,8 @@ def report(a: Side, b: Side, what: str = "training") -> str:
             mem += f" (+ DataLoader workers, each up to {s.workers_rss_mib:,.0f} MiB)"
         if s.peak_device_mib is not None:
             mem += f", peak device memory {s.peak_device_mib:,.1f} MiB"
-        lines.append(mem + f"; warm-up round {s.warmup_s:.1f} s")
+        faults = f"; minor page faults per round {statistics.median(s.page_faults):,.0f}" if s.page_faults else ""
+        lines.append(mem + faults + f"; warm-up round {s.warmup_s:.1f} s")
     return "\n".join(lines)
 
 
