@@ -3,7 +3,9 @@ import math
 import torch
 from torch import nn
 
-from tinycnn.fast_dropout import FastDropout, random_words, uniform16_mask, use_fast_dropout
+import pytest
+
+from tinycnn.fast_dropout import FastDropout, keep_scale, random_words, uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
 
 
@@ -114,6 +116,30 @@ def test_fast_dropout_draws_the_same_mask_in_either_layout():
     torch.manual_seed(9)
     b = d(x.contiguous(memory_format=torch.channels_last))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_eager_product_equals_the_expression_bit_for_bit(dtype, channels_last):
+    # FastDropout's eager float32/float64 path (ScaledMaskProduct) against the expression
+    # x * mask * scale, which the compiled and bf16 steps use: output and input gradient.
+    x = torch.randn(8, 6, 7, 7, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    keep = 0.9
+    torch.manual_seed(4)
+    mask = uniform16_mask(x.shape, keep, "cpu", channels_last=channels_last)
+    expected_x = x.clone().requires_grad_()
+    expected = expected_x * mask.to(dtype) * keep_scale(keep)
+    got_x = x.clone().requires_grad_()
+    torch.manual_seed(4)
+    got = FastDropout(1 - keep).train()(got_x)
+    grad = torch.randn_like(expected)
+    expected.backward(grad)
+    got.backward(grad)
+    bits = {torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
+    assert torch.equal(got.detach().view(bits), expected.detach().view(bits))  # signed zeros included
+    assert torch.equal(got_x.grad, expected_x.grad)
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
 def test_torch_compile_traces_a_model_with_fast_dropout_as_one_graph():

@@ -145,7 +145,31 @@ class FastDropout(nn.Dropout):
             return torch.zeros_like(x)
         keep = 1.0 - self.p
         mask = uniform16_mask(x.shape, keep, x.device, channels_last=lays_out_channels_last(x))
+        if x.dtype in (torch.float32, torch.float64) and not torch.compiler.is_compiling():
+            return ScaledMaskProduct.apply(x, mask, keep_scale(keep))
+        # Compiled, inductor fuses this into the neighbouring kernels. In bf16 the scale must
+        # stay a Python float: a bf16 copy of it would round it.
         return x * mask.to(x.dtype) * keep_scale(keep)
+
+
+class ScaledMaskProduct(torch.autograd.Function):
+    """x * mask * scale for an eager step: the 0/1 mask scaled into x's dtype once and saved
+    for the backward, three passes over the activation's size where the expression takes
+    five (the mask's conversion, two products forward and two backward). The same values as
+    the expression, bit for bit, in float32 and float64 (mask * scale is 0 or the scale
+    rounded to x's dtype, as the expression's scalar product rounds it)."""
+
+    @staticmethod
+    def forward(ctx, x, mask, scale):
+        # uint8 times a 0-dim float tensor: the product takes the float's dtype, in one pass.
+        scaled = torch.mul(mask, torch.tensor(scale, dtype=x.dtype))
+        ctx.save_for_backward(scaled)
+        return x * scaled
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scaled,) = ctx.saved_tensors
+        return grad * scaled, None, None
 
 
 def use_fast_dropout(model: nn.Module) -> int:
