@@ -3,9 +3,11 @@
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py VARIANT [--rounds 5] [--images 5120]
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py inductor --option cpp.simdlen=256
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py words-in-graph --eager
+    PYTHONPATH=src python3 benchmarks/cpu_step_variants.py mask-product --eager --fp32
 
 A is the Trainer as `tinycnn bench --b amp=true` runs it (era-s7-8172, batch 128, rotation
-15 nearest, compile, bf16; with --eager, both sides without compile); B is the same
+15 nearest, compile, bf16; with --eager, both sides without compile; with --fp32, both in
+float32); B is the same
 Trainer with one part of the step computed another way:
 
 - pool-gather: max-pool's backward as an element-wise comparison of each input position
@@ -32,6 +34,9 @@ Trainer with one part of the step computed another way:
 - mask-nchw: FastDropout's uint8 mask with its lanes in NCHW order, contiguous, where
   FastDropout lays them out as the step lays out the activation (channels-last for a
   compiled step on the CPU);
+- mask-product: FastDropout as `x * mask * scale` in an eager float32 step, where it
+  multiplies by the scaled mask in an autograd function of its own (ScaledMaskProduct; the
+  same masks, the same values bit for bit): B/A above 1 is what that function saves;
 - inductor: the model compiled again with the inductor options given by --option.
 
 Each is the same function of the weights (float rounding aside) or draws masks of the
@@ -49,7 +54,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, keep_scale, lane_threshold, sfc64_keep_mask, sfc64_words
+from tinycnn.fast_dropout import (FastDropout, keep_scale, lane_threshold, lays_out_channels_last, sfc64_keep_mask,
+                                  sfc64_words, uniform16_mask)
 from tinycnn.train import compile_model
 
 
@@ -141,6 +147,17 @@ class OtherMaskDropout(FastDropout):
         keep = 1.0 - self.p
         seed = torch.randint(0, 2**62, (1,), dtype=torch.int64)
         return x * self.mask(x, lane_threshold(keep), seed).to(x.dtype) * keep_scale(keep)
+
+
+class MaskProductDropout(FastDropout):
+    """FastDropout as the expression x * mask * scale, in every step (the same masks)."""
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        mask = uniform16_mask(x.shape, keep, x.device, channels_last=lays_out_channels_last(x))
+        return x * mask.to(x.dtype) * keep_scale(keep)
 
 
 def lanes_below(words, threshold, shape):
@@ -284,6 +301,7 @@ VARIANTS = {
     "torch-words": recompiled(dropout_as(TorchWordsDropout)),
     "mask-bf16": recompiled(dropout_as(Bf16MaskDropout)),
     "mask-nchw": recompiled(dropout_as(NCHWMaskDropout)),
+    "mask-product": recompiled(dropout_as(MaskProductDropout)),
     "inductor": None,  # built from --option
 }
 
@@ -301,6 +319,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=5120)
     parser.add_argument("--eager", action="store_true", help="both sides without torch.compile")
+    parser.add_argument("--fp32", action="store_true", help="both sides in float32 (no bf16 autocast)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="inductor option for the inductor variant (a Python literal), e.g. cpp.simdlen=256")
     args = parser.parse_args()
@@ -317,10 +336,11 @@ def main():
             parser.error("the inductor variant needs torch.compile")
     elif args.option:
         parser.error("--option applies to the inductor variant only")
-    values = {**bench_b_values(), "compile": not args.eager}
+    values = {**bench_b_values(), "compile": not args.eager, "amp": not args.fp32}
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
-        a = bench.TrainerPipeline("Trainer (eager, bf16)" if args.eager else "Trainer (compile, bf16)", config, Path(tmp))
+        how = f"{'eager' if args.eager else 'compile'}, {'fp32' if args.fp32 else 'bf16'}"
+        a = bench.TrainerPipeline(f"Trainer ({how})", config, Path(tmp))
         b = bench.TrainerPipeline(f"the same, {label}", config, Path(tmp), tweak)
         sa, sb = bench.alternate(a, b, args.rounds, args.images)
         print(bench.report(sa, sb))
