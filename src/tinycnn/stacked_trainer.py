@@ -32,6 +32,7 @@ from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError
+from tinycnn.host_memory import keep_freed_memory
 from tinycnn.multiseed import StackedRun
 from tinycnn.train import (
     RunPaths, RunResult, format_epoch, new_run_info, progress_bar, read_metrics, read_run, stop_on_sigint, utc_now,
@@ -107,6 +108,8 @@ class StackedTrainer:
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
         self.run = run = StackedRun(c, self.seeds, shared_masks=self.shared_masks)
+        if run.device.type == "cpu":
+            keep_freed_memory()  # the step's activations live in host memory (host_memory.py)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s

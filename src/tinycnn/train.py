@@ -40,6 +40,7 @@ from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
 from tinycnn.graph_step import GraphedStep, graphs_apply
+from tinycnn.host_memory import keep_freed_memory
 from tinycnn.inference import inference_copy
 from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
 
@@ -357,6 +358,8 @@ class Trainer:
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> RunResult:
         self._setup()
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the step's activations live in host memory (host_memory.py)
         c, paths = self.config, self.paths
         paths.root.mkdir(parents=True, exist_ok=True)
         epochs_done, partial, metrics = 0, EpochSums(), []

@@ -1,0 +1,87 @@
+"""glibc's default handling of freed memory (A) against host_memory.keep_freed_memory (B).
+
+    PYTHONPATH=src python3 benchmarks/freed_memory.py [--pairs 4] [--rounds 6] [--images 1280] [--amp] [--compile]
+
+The setting holds for a whole process, so A and B cannot alternate inside one: each side
+runs in a process of its own, started in turns (A B, B A, A B, ...; `--pairs` of each). A
+process trains the Trainer of `tinycnn bench` (era-s7-8172, batch 128, rotation 15 nearest;
+eager fp32 unless --amp / --compile), one warm-up round, then `--rounds` timed rounds of
+`--images` images, and reports its median img/s, its minor page faults per step and its
+peak resident set. The
+ratio of each pair (B's median over A's, the two processes started one after the other) is
+printed, and the median of those ratios: processes on this machine differ in speed by more
+than rounds inside one process do, so several pairs are needed.
+"""
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def one_process(args) -> None:
+    import torch
+
+    from tinycnn import bench
+    from tinycnn.host_memory import keep_freed_memory
+
+    kept = keep_freed_memory() if args.side == "B" else False
+    d = bench.DEFAULTS
+    values = {"model": d["model"], "batch_size": d["batch_size"], "rotation": d["rotation"],
+              **bench.best_settings(torch.device("cpu")), "compile": args.compile, "amp": args.amp}
+    config, _ = bench.bench_config(values, images=args.images, device="cpu")
+    steps = -(-args.images // config.batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = bench.TrainerPipeline("Trainer", config, Path(tmp))
+        pipeline.round(args.images)
+        rates, faults = [], []
+        for _ in range(args.rounds):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            seen = pipeline.round(args.images)
+            rates.append(seen / (time.perf_counter() - start))
+            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps)
+    print(json.dumps({"kept": kept, "median": statistics.median(rates), "faults_per_step": statistics.median(faults),
+                      "peak_rss_mib": bench.peak_rss_mib()}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--images", type=int, default=1280)
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast on both sides")
+    parser.add_argument("--compile", action="store_true", help="torch.compile on both sides")
+    parser.add_argument("--side", choices=["A", "B"], help=argparse.SUPPRESS)  # a child process
+    args = parser.parse_args()
+    if args.side:
+        return one_process(args)
+    child = [sys.executable, __file__, "--rounds", str(args.rounds), "--images", str(args.images)]
+    child += ["--amp"] * args.amp + ["--compile"] * args.compile
+    how = f"{'compile' if args.compile else 'eager'}, {'bf16' if args.amp else 'fp32'}"
+    print(f"Trainer ({how}), {args.rounds} rounds of {args.images:,} images per process; A = glibc's defaults, "
+          "B = keep_freed_memory()")
+    print(f"{'pair':>4}  {'A img/s':>9}  {'B img/s':>9}  {'B/A':>5}  {'A faults/step':>13}  {'B faults/step':>13}  "
+          f"{'A peak MiB':>10}  {'B peak MiB':>10}")
+    ratios = []
+    for p in range(args.pairs):
+        result = {}
+        for side in ("A", "B") if p % 2 == 0 else ("B", "A"):
+            out = subprocess.run([*child, "--side", side], capture_output=True, text=True, check=True).stdout
+            result[side] = json.loads(out.strip().splitlines()[-1])
+        if not result["B"]["kept"]:
+            raise SystemExit("keep_freed_memory() changed nothing here (not glibc?)")
+        a, b = result["A"], result["B"]
+        ratios.append(b["median"] / a["median"])
+        print(f"{p + 1:>4}  {a['median']:>9,.0f}  {b['median']:>9,.0f}  {ratios[-1]:>5.2f}  "
+              f"{a['faults_per_step']:>13,.0f}  {b['faults_per_step']:>13,.0f}  "
+              f"{a['peak_rss_mib']:>10,.0f}  {b['peak_rss_mib']:>10,.0f}")
+    print(f"median B/A over {args.pairs} pairs: {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()
