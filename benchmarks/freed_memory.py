@@ -1,14 +1,18 @@
 """glibc's default handling of freed memory (A) against host_memory.keep_freed_memory (B).
 
     PYTHONPATH=src python3 benchmarks/freed_memory.py [--pairs 4] [--rounds 6] [--images 1280] [--amp] [--compile]
+    PYTHONPATH=src python3 benchmarks/freed_memory.py --model era-s7-6750 --dropout 0.05   # the default recipe's network
+    PYTHONPATH=src python3 benchmarks/freed_memory.py --recipe default --epochs 2 --pairs 3  # whole training runs
 
 The setting holds for a whole process, so A and B cannot alternate inside one: each side
 runs in a process of its own, started in turns (A B, B A, A B, ...; `--pairs` of each). A
-process trains the Trainer of `tinycnn bench` (era-s7-8172, batch 128, rotation 15 nearest;
-eager fp32 unless --amp / --compile), one warm-up round, then `--rounds` timed rounds of
+process trains the Trainer of `tinycnn bench` (era-s7-8172 unless --model, batch 128,
+rotation 15 nearest; eager fp32 unless --amp / --compile), one warm-up round, then `--rounds` timed rounds of
 `--images` images, and reports its median img/s, its minor page faults per step and its
-peak resident set. The
-ratio of each pair (B's median over A's, the two processes started one after the other) is
+peak resident set. With --recipe, a process instead trains that recipe for --epochs epochs
+on all 60,000 images as `tinycnn train --recipe R --epochs E` does (A with keep_freed_memory
+replaced by a no-op) and reports the median of its epochs' img/s; A's and B's results must
+then be identical, and are checked to be. The ratio of each pair (B's median over A's, the two processes started one after the other) is
 printed, and the median of those ratios: processes on this machine differ in speed by more
 than rounds inside one process do, so several pairs are needed.
 """
@@ -23,6 +27,24 @@ import time
 from pathlib import Path
 
 
+def one_run(args) -> None:
+    from tinycnn import bench, train
+    from tinycnn.recipes import load_recipe
+
+    if args.side == "A":
+        train.keep_freed_memory = lambda: False
+    config = load_recipe(args.recipe, epochs=args.epochs, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        result = train.Trainer(config, Path(tmp) / "run", progress=False, log=lambda m: None).fit()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    rows = result.metrics
+    steps = args.epochs * -(-60_000 // config.batch_size)
+    print(json.dumps({"kept": args.side == "B", "median": statistics.median(r["images_per_second"] for r in rows),
+                      "faults_per_step": faults / steps, "peak_rss_mib": bench.peak_rss_mib(),
+                      "losses": [r["train_loss"] for r in rows]}))
+
+
 def one_process(args) -> None:
     import torch
 
@@ -31,8 +53,10 @@ def one_process(args) -> None:
 
     kept = keep_freed_memory() if args.side == "B" else False
     d = bench.DEFAULTS
-    values = {"model": d["model"], "batch_size": d["batch_size"], "rotation": d["rotation"],
+    values = {"model": args.model, "batch_size": d["batch_size"], "rotation": d["rotation"],
               **bench.best_settings(torch.device("cpu")), "compile": args.compile, "amp": args.amp}
+    if args.dropout is not None:
+        values["dropout"] = args.dropout
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     steps = -(-args.images // config.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,15 +80,22 @@ def main():
     parser.add_argument("--images", type=int, default=1280)
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on both sides")
     parser.add_argument("--compile", action="store_true", help="torch.compile on both sides")
+    parser.add_argument("--model", default="era-s7-8172")
+    parser.add_argument("--dropout", type=float, default=None, help="the model's dropout rate (default: its own)")
+    parser.add_argument("--recipe", default=None, help="whole training runs of this recipe instead of bench rounds")
+    parser.add_argument("--epochs", type=int, default=2, help="with --recipe: epochs a run")
     parser.add_argument("--side", choices=["A", "B"], help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args()
     if args.side:
-        return one_process(args)
-    child = [sys.executable, __file__, "--rounds", str(args.rounds), "--images", str(args.images)]
+        return one_run(args) if args.recipe else one_process(args)
+    child = [sys.executable, __file__, "--rounds", str(args.rounds), "--images", str(args.images), "--model", args.model]
+    child += ["--dropout", str(args.dropout)] if args.dropout is not None else []
+    child += ["--recipe", args.recipe, "--epochs", str(args.epochs)] if args.recipe else []
     child += ["--amp"] * args.amp + ["--compile"] * args.compile
     how = f"{'compile' if args.compile else 'eager'}, {'bf16' if args.amp else 'fp32'}"
-    print(f"Trainer ({how}), {args.rounds} rounds of {args.images:,} images per process; A = glibc's defaults, "
-          "B = keep_freed_memory()")
+    what = (f"recipe {args.recipe}, {args.epochs} epochs per process (median of the epochs' img/s)" if args.recipe else
+            f"Trainer ({args.model}, {how}), {args.rounds} rounds of {args.images:,} images per process")
+    print(f"{what}; A = glibc's defaults, B = keep_freed_memory()")
     print(f"{'pair':>4}  {'A img/s':>9}  {'B img/s':>9}  {'B/A':>5}  {'A faults/step':>13}  {'B faults/step':>13}  "
           f"{'A peak MiB':>10}  {'B peak MiB':>10}")
     ratios = []
@@ -76,10 +107,14 @@ def main():
         if not result["B"]["kept"]:
             raise SystemExit("keep_freed_memory() changed nothing here (not glibc?)")
         a, b = result["A"], result["B"]
+        if "losses" in a and a["losses"] != b["losses"]:
+            raise SystemExit(f"pair {p + 1}: A's and B's training losses differ: {a['losses']} / {b['losses']}")
         ratios.append(b["median"] / a["median"])
         print(f"{p + 1:>4}  {a['median']:>9,.0f}  {b['median']:>9,.0f}  {ratios[-1]:>5.2f}  "
               f"{a['faults_per_step']:>13,.0f}  {b['faults_per_step']:>13,.0f}  "
               f"{a['peak_rss_mib']:>10,.0f}  {b['peak_rss_mib']:>10,.0f}")
+    if args.recipe:
+        print("training losses identical in every pair")
     print(f"median B/A over {args.pairs} pairs: {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 

@@ -14,6 +14,11 @@ images, so the figure is that of the code `tinycnn train` runs, not of a copy of
 Rounds alternate A B, B A, A B, ... after one untimed warm-up round each (which holds
 torch.compile's compile time), so that whatever else the machine is doing falls on both
 sides alike. The report gives every round, the medians and the ratio B/A of the medians.
+
+Both sides share one process, so B runs without the allocator setting a training run makes
+for itself on the CPU (host_memory.keep_freed_memory, which would speed up A as well);
+benchmarks/freed_memory.py measures that setting across processes. --profile and
+--time-to-accuracy, which run B alone, have it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch.nn.functional as F
 
 from tinycnn.config import TrainConfig, config_from_dict
 from tinycnn.errors import TinycnnError
+from tinycnn.host_memory import keep_freed_memory
 
 # What is compared when nothing else is asked: the Session 7 step 4/5 network at the batch
 # size and augmentation of the write-ups.
@@ -495,6 +501,8 @@ def profile_step(values: dict, *, images: int, device: str = "auto", rows: int =
 
     dev = select_device(device)
     config, tweak = bench_config(values, images=images, device=str(dev))
+    if dev.type == "cpu":
+        keep_freed_memory()  # as a training run has it; no seed pipeline shares this process here
     with tempfile.TemporaryDirectory(prefix="tinycnn-bench-") as tmp:
         pipeline = TrainerPipeline(describe(values), config, Path(tmp), tweak)
         pipeline.round(images)
