@@ -2,6 +2,7 @@
 against separate runs. No timing is asserted: a test only checks that results agree."""
 
 import copy
+import mmap
 import os
 
 import pytest
@@ -64,13 +65,16 @@ def test_lever_and_eval_modes():
 
 
 class _MapsFreshMemory:
-    """A pipeline whose every round writes a fresh 64 MiB buffer (mapped anew, then returned)."""
+    """A pipeline whose every round maps 64 MiB of fresh memory, writes to it and unmaps it
+    (mmap itself, so that no allocator setting of this process can keep it)."""
 
     name, device, threads = "fresh memory", torch.device("cpu"), 1
 
     def round(self, images):
-        buffer = bytearray(64 * 2**20)
-        buffer[:: 4096] = b"x" * len(buffer[:: 4096])  # touch every page
+        size = 64 * 2**20
+        with mmap.mmap(-1, size) as buffer:
+            for page in range(0, size, mmap.PAGESIZE):
+                buffer[page] = 1
         return images
 
 
