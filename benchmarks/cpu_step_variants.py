@@ -56,6 +56,7 @@ from torch import nn
 from tinycnn import bench
 from tinycnn.fast_dropout import (FastDropout, keep_scale, lane_threshold, lays_out_channels_last, sfc64_keep_mask,
                                   sfc64_words, uniform16_mask)
+from tinycnn.host_memory import keep_freed_memory
 from tinycnn.train import compile_model
 
 
@@ -336,6 +337,9 @@ def main():
             parser.error("the inductor variant needs torch.compile")
     elif args.option:
         parser.error("--option applies to the inductor variant only")
+    # Both sides share this process: freed memory kept mapped for both, as in a training run
+    # on the CPU (host_memory.py), so that page faults add no noise to eager steps.
+    keep_freed_memory()
     values = {**bench_b_values(), "compile": not args.eager, "amp": not args.fp32}
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
