@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tinycnn import plots
+from tinycnn import lr_find, plots
 from tinycnn.cli import main
 from tinycnn.loader import BatchLoader
 from tinycnn.lr_find import RangeTest, cycle, lr_ramp, range_test, suggest
@@ -101,7 +101,14 @@ def test_agrees_with_torch_lr_finder(loader):
     assert finder.history["loss"] == pytest.approx(ours.smoothed, rel=1e-5)
 
 
-def test_lr_find_command(tmp_path, capsys):
+def _record_keep_freed_memory(monkeypatch):
+    calls = []
+    monkeypatch.setattr(lr_find, "keep_freed_memory", lambda: calls.append(1) or True)
+    return calls
+
+
+def test_lr_find_command(tmp_path, capsys, monkeypatch):
+    kept = _record_keep_freed_memory(monkeypatch)
     out = tmp_path / "find.png"
     code = main(["lr-find", "--recipe", "era-s7-step6", "--subset", "512", "--batch-size", "64", "--steps", "20",
                  "--device", "cpu", "--out", str(out)])
@@ -110,9 +117,11 @@ def test_lr_find_command(tmp_path, capsys):
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["suggestions"]["min/10"] > 0 and len(record["lrs"]) == len(record["smoothed"]) > 0
     assert "suggested lr:" in capsys.readouterr().out
+    assert kept == [1]  # host_memory.py, as in a training run on the CPU
 
 
-def test_lr_sweep_command(tmp_path):
+def test_lr_sweep_command(tmp_path, monkeypatch):
+    kept = _record_keep_freed_memory(monkeypatch)
     out = tmp_path / "sweep.png"
     code = main(["lr-sweep", "--recipe", "era-s7-step6", "--lrs", "0.05,0.5", "--epochs", "1", "--subset", "256",
                  "--batch-size", "64", "--device", "cpu", "--out", str(out)])
@@ -123,6 +132,7 @@ def test_lr_sweep_command(tmp_path):
     assert all(len(c["losses"]) == 4 or c["diverged_at"] for c in curves)  # 256 images / 64
     # Same initial weights and batches for every rate: the first loss is the same.
     assert curves[0]["losses"][0] == pytest.approx(curves[1]["losses"][0])
+    assert kept == [1]
 
 
 @pytest.mark.parametrize("argv", [

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from tinycnn.atomic import atomic_write_text
 from tinycnn.errors import TinycnnError
+from tinycnn.host_memory import keep_freed_memory
 
 SKIP_START, SKIP_END = 10, 5  # points left out when looking for the steepest descent
 
@@ -159,6 +160,8 @@ def lr_find_command(args) -> int:
     check_range(args.start, args.end, args.steps, args.smooth, args.diverge)
     config = _config(args)
     device = select_device(config.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # the steps' activations live in host memory (host_memory.py)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     optimizer = build_optimizer(config, model)
@@ -201,6 +204,8 @@ def sweep(config, lrs: list[float], *, log=print) -> tuple[list[dict], int]:
     from tinycnn.train import build_model, build_optimizer, evaluate, select_device
 
     device = select_device(config.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # the steps' activations live in host memory (host_memory.py)
     train, test = _data(config, device)
     curves = []
     for lr in lrs:
