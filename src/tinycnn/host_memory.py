@@ -29,8 +29,9 @@ TRIM_THRESHOLD = 1024 * 2**20
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this whole process, as the Trainer does at
-    the start of a run on the CPU. True where they were set; False where the C library is not
+    """Raise glibc's mmap and trim thresholds for this whole process, as every training loop
+    on the CPU does at its start (Trainer, StackedTrainer, lr-find, lr-sweep). True where they
+    were set; False where the C library is not
     glibc (nothing changes there). Setting them turns off glibc's own adjustment of the mmap
     threshold, which is why both are set."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
