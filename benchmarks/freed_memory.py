@@ -32,7 +32,7 @@ def one_run(args) -> None:
     from tinycnn.recipes import load_recipe
 
     if args.side == "A":
-        train.keep_freed_memory = lambda: False
+        train.keep_freed_memory = lambda device: False
     config = load_recipe(args.recipe, epochs=args.epochs, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -103,7 +103,7 @@ def test_agrees_with_torch_lr_finder(loader):
 
 def _record_keep_freed_memory(monkeypatch):
     calls = []
-    monkeypatch.setattr(lr_find, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(lr_find, "keep_freed_memory", lambda device: calls.append(torch.device(device).type) or True)
     return calls
 
 
@@ -117,7 +117,7 @@ def test_lr_find_command(tmp_path, capsys, monkeypatch):
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["suggestions"]["min/10"] > 0 and len(record["lrs"]) == len(record["smoothed"]) > 0
     assert "suggested lr:" in capsys.readouterr().out
-    assert kept == [1]  # host_memory.py, as in a training run on the CPU
+    assert kept == ["cpu"]  # host_memory.py, as in a training run on the CPU
 
 
 def test_lr_sweep_command(tmp_path, monkeypatch):
@@ -132,7 +132,7 @@ def test_lr_sweep_command(tmp_path, monkeypatch):
     assert all(len(c["losses"]) == 4 or c["diverged_at"] for c in curves)  # 256 images / 64
     # Same initial weights and batches for every rate: the first loss is the same.
     assert curves[0]["losses"][0] == pytest.approx(curves[1]["losses"][0])
-    assert kept == [1]
+    assert kept == ["cpu"]
 
 
 @pytest.mark.parametrize("argv", [

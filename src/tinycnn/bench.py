@@ -501,8 +501,7 @@ def profile_step(values: dict, *, images: int, device: str = "auto", rows: int =
 
     dev = select_device(device)
     config, tweak = bench_config(values, images=images, device=str(dev))
-    if dev.type == "cpu":
-        keep_freed_memory()  # as a training run has it; no seed pipeline shares this process here
+    keep_freed_memory(dev)  # as a training run has it; no seed pipeline shares this process here
     with tempfile.TemporaryDirectory(prefix="tinycnn-bench-") as tmp:
         pipeline = TrainerPipeline(describe(values), config, Path(tmp), tweak)
         pipeline.round(images)

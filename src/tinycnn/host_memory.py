@@ -17,6 +17,8 @@ import ctypes
 import ctypes.util
 import platform
 
+import torch
+
 # mallopt's parameters (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -28,12 +30,14 @@ MMAP_THRESHOLD = 64 * 2**20
 TRIM_THRESHOLD = 1024 * 2**20
 
 
-def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this whole process, as every training loop
-    on the CPU does at its start (Trainer, StackedTrainer, lr-find, lr-sweep). True where they
-    were set; False where the C library is not
-    glibc (nothing changes there). Setting them turns off glibc's own adjustment of the mmap
-    threshold, which is why both are set."""
+def keep_freed_memory(device: torch.device | str = "cpu") -> bool:
+    """Raise glibc's mmap and trim thresholds for this whole process when a training loop
+    runs on the CPU (Trainer, StackedTrainer, lr-find, lr-sweep call it at their start).
+    True where they were set; False on other devices (activations live in device memory)
+    and where the C library is not glibc (nothing changes there). Setting them turns off
+    glibc's own adjustment of the mmap threshold, which is why both are set."""
+    if torch.device(device).type != "cpu":
+        return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

@@ -160,8 +160,7 @@ def lr_find_command(args) -> int:
     check_range(args.start, args.end, args.steps, args.smooth, args.diverge)
     config = _config(args)
     device = select_device(config.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # the steps' activations live in host memory (host_memory.py)
+    keep_freed_memory(device)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     optimizer = build_optimizer(config, model)
@@ -204,8 +203,7 @@ def sweep(config, lrs: list[float], *, log=print) -> tuple[list[dict], int]:
     from tinycnn.train import build_model, build_optimizer, evaluate, select_device
 
     device = select_device(config.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # the steps' activations live in host memory (host_memory.py)
+    keep_freed_memory(device)
     train, test = _data(config, device)
     curves = []
     for lr in lrs:

@@ -108,8 +108,7 @@ class StackedTrainer:
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
         self.run = run = StackedRun(c, self.seeds, shared_masks=self.shared_masks)
-        if run.device.type == "cpu":
-            keep_freed_memory()  # the step's activations live in host memory (host_memory.py)
+        keep_freed_memory(run.device)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s

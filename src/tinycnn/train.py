@@ -358,8 +358,7 @@ class Trainer:
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> RunResult:
         self._setup()
-        if self.device.type == "cpu":
-            keep_freed_memory()  # the step's activations live in host memory (host_memory.py)
+        keep_freed_memory(self.device)
         c, paths = self.config, self.paths
         paths.root.mkdir(parents=True, exist_ok=True)
         epochs_done, partial, metrics = 0, EpochSums(), []
