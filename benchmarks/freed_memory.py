@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -59,17 +58,15 @@ def one_process(args) -> None:
         values["dropout"] = args.dropout
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     steps = -(-args.images // config.batch_size)
+    side = bench.Side(args.side, "Trainer")
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = bench.TrainerPipeline("Trainer", config, Path(tmp))
-        pipeline.round(args.images)
-        rates, faults = [], []
+        bench._timed(pipeline, args.images, side, resettable=False)  # the warm-up round
+        side.page_faults.clear()
         for _ in range(args.rounds):
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            seen = pipeline.round(args.images)
-            rates.append(seen / (time.perf_counter() - start))
-            faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps)
-    print(json.dumps({"kept": kept, "median": statistics.median(rates), "faults_per_step": statistics.median(faults),
+            rate, _ = bench._timed(pipeline, args.images, side, resettable=False)
+            side.rates.append(rate)
+    print(json.dumps({"kept": kept, "median": side.median, "faults_per_step": statistics.median(side.page_faults) / steps,
                       "peak_rss_mib": bench.peak_rss_mib()}))
 
 
