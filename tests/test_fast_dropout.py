@@ -5,7 +5,7 @@ from torch import nn
 
 import pytest
 
-from tinycnn.fast_dropout import FastDropout, keep_scale, random_words, uniform16_mask, use_fast_dropout
+from tinycnn.fast_dropout import FastDropout, ScaledMaskProduct, keep_scale, random_words, uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
 
 
@@ -140,6 +140,14 @@ def test_eager_product_equals_the_expression_bit_for_bit(dtype, channels_last):
     assert torch.equal(got.detach().view(bits), expected.detach().view(bits))  # signed zeros included
     assert torch.equal(got_x.grad, expected_x.grad)
     assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_eager_product_takes_the_gpus_bool_mask_too():
+    # off the CPU uniform16_mask gives a bool mask; an eager float step multiplies by it alike
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    mask = torch.rand(4, 3, 5, 5) < 0.9
+    got = ScaledMaskProduct.apply(x, mask, keep_scale(0.9))
+    assert got.dtype == torch.float32 and torch.equal(got, x * mask.to(x.dtype) * keep_scale(0.9))
 
 
 def test_torch_compile_traces_a_model_with_fast_dropout_as_one_graph():
