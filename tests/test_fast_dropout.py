@@ -1,9 +1,8 @@
 import math
 
+import pytest
 import torch
 from torch import nn
-
-import pytest
 
 from tinycnn.fast_dropout import FastDropout, ScaledMaskProduct, keep_scale, random_words, uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
