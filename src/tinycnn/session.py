@@ -65,7 +65,8 @@ def verdict(run_dir: Path, config: TrainConfig, last_k: int | None = None) -> bo
     return all(c.passed for c in criteria)
 
 
-def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None, stack=None) -> int:
+def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress=None, last_k=None, stack=None,
+                 parallel=False) -> int:
     config = load_recipe(recipe, **overrides)
     model_info(config.model)  # an unknown model fails here, before anything is printed or written
     if stack and seeds is None:
@@ -73,7 +74,11 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    if seeds is not None:
+    processes = 1
+    if parallel:
+        config, processes = choose_processes(config, seeds, stack)
+        stack = False
+    elif seeds is not None:
         stack = choose_stacking(config, seeds, stack)
     print_config(config)
     if seeds is None:
@@ -81,9 +86,29 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
         verdict(run_dir, config, last_k)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / SEEDS_FILE, json.dumps({"seeds": seeds, "stacked": stack}) + "\n")
+    record = {"seeds": seeds, "stacked": stack} | ({"processes": processes} if processes > 1 else {})
+    atomic_write_text(run_dir / SEEDS_FILE, json.dumps(record) + "\n")
     atomic_write_text(run_dir / "config.toml", to_toml(config.to_dict()))
-    return _run_seeds(config, seeds, run_dir, progress, last_k, stack)
+    return _run_seeds(config, seeds, run_dir, progress, last_k, stack, processes)
+
+
+def choose_processes(config: TrainConfig, seeds: list[int] | None, stack: bool | None) -> tuple[TrainConfig, int]:
+    """--parallel: how many seeds train at once, each in a process of its own, and the config
+    with the thread count each of them gets (saved with the run: it changes float rounding,
+    and a resumed seed must keep it)."""
+    from tinycnn.parallel_seeds import process_count
+    from tinycnn.train import TORCH_DEFAULT_THREADS, select_device
+
+    if seeds is None or len(seeds) < 2:
+        raise TinycnnError("--parallel trains several seeds side by side: give them with --seeds, e.g. --seeds 0,1 --parallel")
+    if stack:
+        raise TinycnnError("--parallel and --stack are two ways to train seeds together: choose one")
+    if select_device(config.device).type != "cpu":
+        raise TinycnnError("--parallel is for the CPU; on a GPU the seeds train stacked in one network (the default there)")
+    processes = process_count(len(seeds), config.threads, TORCH_DEFAULT_THREADS)
+    if processes > 1 and not config.threads:
+        config = config_from_dict({**config.to_dict(), "threads": TORCH_DEFAULT_THREADS // processes})
+    return config, processes
 
 
 def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -> bool:
@@ -106,10 +131,15 @@ def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -
     return True
 
 
-def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k, stacked: bool = False) -> int:
+def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k, stacked: bool = False,
+               processes: int = 1) -> int:
     dirs = [run_dir / f"seed-{seed}" for seed in seeds]
     if stacked:
         _run_stacked(config, seeds, run_dir, progress)
+    elif processes > 1:
+        from tinycnn.parallel_seeds import run_seeds_in_processes
+
+        run_seeds_in_processes(config, seeds, dirs, run_dir, processes)
     else:
         for seed, seed_dir in zip(seeds, dirs):
             _run_one_seed(config, seed, seed_dir, run_dir, progress)
@@ -146,7 +176,8 @@ def _run_stacked(config: TrainConfig, seeds: list[int], run_dir: Path, progress)
 def resume(run_dir: Path, *, progress=None, last_k=None) -> int:
     if (run_dir / SEEDS_FILE).exists():
         saved = json.loads((run_dir / SEEDS_FILE).read_text())
-        return _run_seeds(read_config(run_dir), saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False))
+        return _run_seeds(read_config(run_dir), saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False),
+                          saved.get("processes", 1))
     config = read_config(run_dir)
     if not (run_dir / "last.pt").exists():
         raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")

@@ -39,6 +39,11 @@ def add_arguments(parser):
         "--stack", action=argparse.BooleanOptionalAction, default=None,
         help="train the --seeds together as one stacked network (default: on a GPU yes, on the CPU no)",
     )
+    parser.add_argument(
+        "--parallel", action="store_true",
+        help="on the CPU, train the --seeds side by side, one process each with its share of the cores "
+             "(1.5x to 1.7x the images per second of one process on 2 cores; changes float rounding like --threads)",
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S, help="torch.compile the model")
@@ -69,4 +74,5 @@ def run(args):
     if args.resume:
         return session.resume(Path(args.resume), progress=progress, last_k=args.last)
     seeds = session.parse_seeds(args.seeds) if args.seeds else None
-    return session.train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last, stack=args.stack)
+    return session.train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last, stack=args.stack,
+                                parallel=args.parallel)
