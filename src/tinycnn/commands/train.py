@@ -42,7 +42,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--parallel", action="store_true",
         help="on the CPU, train the --seeds side by side, one process each with its share of the cores "
-             "(two seeds on 2 cores: done 1.3x to 1.4x sooner; each seed's results are those of --threads 1)",
+             "(two seeds on 2 cores: done 1.3x to 1.4x sooner; each seed's results are those of a run with --threads set to that share)",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast")
