@@ -59,17 +59,12 @@ def run_seeds_in_processes(config: TrainConfig, seeds: list[int], dirs: list[Pat
     first seed's error (the other running seeds save their resume points first), and
     KeyboardInterrupt after a Ctrl-C, once every running seed has saved its resume point."""
     from tinycnn.data import fetch
-    from tinycnn.train import read_run
+    from tinycnn.session import seed_finished
 
     fetch(config.dataset)  # once, here: the children then read the verified cache
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.SimpleQueue()
-    todo = []
-    for seed, seed_dir in zip(seeds, dirs):
-        if (seed_dir / "run.json").exists() and read_run(seed_dir).get("status") == "finished":
-            print(f"seed {seed}: already finished in {seed_dir}")
-        else:
-            todo.append((seed, seed_dir))
+    todo = [(seed, seed_dir) for seed, seed_dir in zip(seeds, dirs) if not seed_finished(seed, seed_dir)]
     running: dict = {}  # sentinel -> (seed, process)
     stopped: set[int] = set()  # pids sent their Ctrl-C: a second one would abort without saving
     failure, interrupted = None, False

@@ -152,11 +152,17 @@ def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, l
     return 0
 
 
+def seed_finished(seed: int, seed_dir: Path) -> bool:
+    """Whether a seed of a multi-seed run has finished (it is then said, and skipped)."""
+    if (seed_dir / "run.json").exists() and read_run(seed_dir).get("status") == "finished":
+        print(f"seed {seed}: already finished in {seed_dir}")
+        return True
+    return False
+
+
 def _run_one_seed(config: TrainConfig, seed: int, seed_dir: Path, run_dir: Path, progress) -> None:
     seeded = config_from_dict({**config.to_dict(), "seed": seed})
-    status = read_run(seed_dir).get("status") if (seed_dir / "run.json").exists() else None
-    if status == "finished":
-        print(f"seed {seed}: already finished in {seed_dir}")
+    if seed_finished(seed, seed_dir):
         return
     print(f"\n=== seed {seed} -> {seed_dir}")
     try:
