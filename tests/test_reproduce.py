@@ -39,6 +39,15 @@ def test_unknown_recipe_with_train(tmp_path, capsys):
     assert "not a write-up system" in capsys.readouterr().err
 
 
+def test_train_passes_parallel_on(tmp_path, monkeypatch):
+    from tinycnn import session
+
+    calls = []
+    monkeypatch.setattr(session, "train_recipe", lambda recipe, overrides, **kw: calls.append((recipe, kw)) or 0)
+    main(["reproduce", "--train", "--parallel", "--recipes", "era-s7-step6", "--seeds", "0,1", "--results", str(tmp_path)])
+    assert calls == [("era-s7-step6", {"seeds": [0, 1], "out": tmp_path / "era-s7-step6", "progress": False, "parallel": True})]
+
+
 def _write_finished_run(results, recipe, accs, params):
     import json
 

@@ -12,6 +12,8 @@ def add_arguments(parser):
     parser.add_argument("--train", action="store_true", help="train the missing seeds first (resumes unfinished ones)")
     parser.add_argument("--recipes", default=",".join(CLAIMS), help="comma-separated recipes, with --train")
     parser.add_argument("--seeds", default="0,1,2", help="seeds, with --train")
+    parser.add_argument("--parallel", action="store_true",
+                        help="with --train, on the CPU: each recipe's seeds side by side (as `tinycnn train --parallel`)")
     parser.add_argument(
         "--update",
         default=None,
@@ -41,7 +43,7 @@ def run(args):
             if (run_dir / "seeds.json").exists():
                 resume(run_dir, progress=False)
             else:
-                train_recipe(recipe, {}, seeds=seeds, out=run_dir, progress=False)
+                train_recipe(recipe, {}, seeds=seeds, out=run_dir, progress=False, parallel=args.parallel)
     rows = collect(results)
     if not rows:
         raise TinycnnError(f"no finished runs under {results}/; train them with `tinycnn reproduce --train`")
