@@ -34,11 +34,12 @@ def one_run(args) -> None:
         train.keep_freed_memory = lambda device: False
     config = load_recipe(args.recipe, epochs=args.epochs, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
+        trainer = train.Trainer(config, Path(tmp) / "run", progress=False, log=lambda m: None)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        result = train.Trainer(config, Path(tmp) / "run", progress=False, log=lambda m: None).fit()
+        result = trainer.fit()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     rows = result.metrics
-    steps = args.epochs * -(-60_000 // config.batch_size)
+    steps = args.epochs * len(trainer.train_loader)  # the recipe's batches, validation split taken out
     print(json.dumps({"kept": args.side == "B", "median": statistics.median(r["images_per_second"] for r in rows),
                       "faults_per_step": faults / steps, "peak_rss_mib": bench.peak_rss_mib(),
                       "losses": [r["train_loss"] for r in rows]}))
