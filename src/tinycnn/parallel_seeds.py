@@ -110,5 +110,4 @@ def run_seeds_in_processes(config: TrainConfig, seeds: list[int], dirs: list[Pat
         others = f" (seeds stopped with it saved resume points: tinycnn train --resume {run_dir})" if stopped else ""
         raise TinycnnError(f"seed {seed}: {message}{others}")
     if interrupted:
-        print(f"to continue all seeds: tinycnn train --resume {run_dir}")
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt  # the caller says how to resume

@@ -136,13 +136,18 @@ def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, l
     dirs = [run_dir / f"seed-{seed}" for seed in seeds]
     if stacked:
         _run_stacked(config, seeds, run_dir, progress)
-    elif processes > 1:
-        from tinycnn.parallel_seeds import run_seeds_in_processes
-
-        run_seeds_in_processes(config, seeds, dirs, run_dir, processes)
     else:
-        for seed, seed_dir in zip(seeds, dirs):
-            _run_one_seed(config, seed, seed_dir, run_dir, progress)
+        try:
+            if processes > 1:
+                from tinycnn.parallel_seeds import run_seeds_in_processes
+
+                run_seeds_in_processes(config, seeds, dirs, run_dir, processes)
+            else:
+                for seed, seed_dir in zip(seeds, dirs):
+                    _run_one_seed(config, seed, seed_dir, progress)
+        except KeyboardInterrupt:
+            print(f"to continue all seeds: tinycnn train --resume {run_dir}")
+            raise
     summary = summarize_seeds(dirs, config.spec, last_k)
     summary["recipe"] = config.name
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -160,16 +165,12 @@ def seed_finished(seed: int, seed_dir: Path) -> bool:
     return False
 
 
-def _run_one_seed(config: TrainConfig, seed: int, seed_dir: Path, run_dir: Path, progress) -> None:
+def _run_one_seed(config: TrainConfig, seed: int, seed_dir: Path, progress) -> None:
     seeded = config_from_dict({**config.to_dict(), "seed": seed})
     if seed_finished(seed, seed_dir):
         return
     print(f"\n=== seed {seed} -> {seed_dir}")
-    try:
-        Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
-    except KeyboardInterrupt:
-        print(f"to continue all seeds: tinycnn train --resume {run_dir}")
-        raise
+    Trainer(seeded, seed_dir, progress=progress).fit(resume=(seed_dir / "last.pt").exists())
 
 
 def _run_stacked(config: TrainConfig, seeds: list[int], run_dir: Path, progress) -> None:
