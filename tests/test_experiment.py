@@ -171,3 +171,35 @@ def test_missing_file_and_dry_run(tmp_path, capsys):
     assert main(["experiment", str(REPO / "experiments" / "era-s7.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "6. step6: recipe era-s7-step6" in out and "changes from step5: model era-s7-8172 -> era-s7-6750" in out
+
+
+def test_parallel_trains_the_seeds_of_all_steps_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
+    exp = load_experiment(write(tmp_path, TWO_STEPS), subset=200, epochs=1, device="cpu")
+    out = tmp_path / "out"
+    assert run_experiment(exp, out, log=quiet, parallel=True) == {"a": "trained", "b": "trained"}
+    for step, extra in (("a", []), ("b", ["--dropout", "0.1", "--rotation", "0"])):
+        # one process each, one thread each; each seed the run `tinycnn train --threads 1` makes
+        assert json.loads((out / step / "seeds.json").read_text()) == {"seeds": [0], "stacked": False, "processes": 2, "threads": 1}
+        alone = tmp_path / f"alone-{step}"
+        assert main(["train", "--recipe", "era-s7-step6", *extra, "--subset", "200", "--epochs", "1", "--threads", "1",
+                     "--device", "cpu", "--no-progress", "--out", str(alone)]) == 0
+        assert _epochs(out / step / "seed-0") == _epochs(alone)
+    assert (out / "b" / "summary.json").exists() and "## Step 2: b" in (out / "experiment.md").read_text()
+    assert run_experiment(exp, out, log=quiet, parallel=True) == {"a": "skipped", "b": "skipped"}
+
+    # A step lost after it started side by side is trained as it was started, with or without --parallel.
+    import shutil
+
+    before = _epochs(out / "b" / "seed-0")
+    for parallel in (True, False):
+        shutil.rmtree(out / "b" / "seed-0")
+        (out / "b" / "summary.json").unlink()
+        assert run_experiment(exp, out, log=quiet, parallel=parallel) == {"a": "skipped", "b": "resumed"}
+        assert _epochs(out / "b" / "seed-0") == before
+        assert "threads = 1" in (out / "b" / "seed-0" / "config.toml").read_text()
+
+
+def _epochs(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["train_loss"], r["test_acc"]) for r in rows]

@@ -1,6 +1,7 @@
 """--parallel: seeds trained side by side in processes of their own (parallel_seeds.py)."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from tinycnn.cli import main
-from tinycnn.parallel_seeds import process_count
+from tinycnn.parallel_seeds import plan_processes
 from tinycnn.train import TORCH_DEFAULT_THREADS
 
 
@@ -17,23 +18,40 @@ def _metrics(run_dir):
     return [(r["train_loss"], r["test_acc"]) for r in rows]
 
 
-def test_process_count():
-    assert process_count(seeds=3, threads=0, cores=2) == 2
-    assert process_count(seeds=3, threads=1, cores=8) == 3
-    assert process_count(seeds=5, threads=2, cores=8) == 4
-    assert process_count(seeds=2, threads=4, cores=2) == 1
+def test_plan_processes():
+    assert plan_processes(seeds=2, threads=0, cores=2) == (2, 1)
+    assert plan_processes(seeds=4, threads=0, cores=2) == (2, 1)
+    # seeds that do not divide evenly join the others instead of training alone at the end
+    assert plan_processes(seeds=3, threads=0, cores=2) == (3, 1)
+    assert plan_processes(seeds=5, threads=0, cores=2) == (3, 1)
+    assert plan_processes(seeds=18, threads=0, cores=2) == (2, 1)
+    assert plan_processes(seeds=3, threads=0, cores=16) == (3, 5)
+    assert plan_processes(seeds=3, threads=1, cores=8) == (3, 1)
+    assert plan_processes(seeds=5, threads=2, cores=8) == (5, 2)
+    assert plan_processes(seeds=8, threads=2, cores=8) == (4, 2)
+    assert plan_processes(seeds=2, threads=4, cores=2) == (1, 4)
+    assert plan_processes(seeds=3, threads=0, cores=1) == (1, 1)
 
 
-def test_each_seed_is_its_own_run(tmp_path):
-    common = ["--subset", "512", "--epochs", "2", "--threads", "1", "--no-progress"]
-    assert main(["train", *common, "--seeds", "0,1", "--parallel", "--out", str(tmp_path / "together")]) == 0
-    saved = json.loads((tmp_path / "together" / "seeds.json").read_text())
-    assert saved["stacked"] is False and saved.get("processes", 1) == process_count(2, 1, TORCH_DEFAULT_THREADS)
-    for seed in (0, 1):
+def test_each_seed_is_its_own_run(tmp_path, monkeypatch):
+    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
+    common = ["--subset", "512", "--epochs", "2", "--no-progress"]
+    together = tmp_path / "together"
+    assert main(["train", *common, "--seeds", "0,1,2", "--parallel", "--out", str(together)]) == 0
+    # three seeds on 2 cores: all at once, one thread each; the run's own config as given
+    assert json.loads((together / "seeds.json").read_text()) == {"seeds": [0, 1, 2], "stacked": False, "processes": 3, "threads": 1}
+    assert "threads = 0" in (together / "config.toml").read_text()
+    for seed in (0, 1, 2):
+        assert "threads = 1" in (together / f"seed-{seed}" / "config.toml").read_text()
         alone = tmp_path / f"alone-{seed}"
-        assert main(["train", *common, "--seed", str(seed), "--out", str(alone)]) == 0
+        assert main(["train", *common, "--threads", "1", "--seed", str(seed), "--out", str(alone)]) == 0
         # value for value the run `tinycnn train --seed S --threads 1` makes
-        assert _metrics(tmp_path / "together" / f"seed-{seed}") == _metrics(alone)
+        assert _metrics(together / f"seed-{seed}") == _metrics(alone)
+    # A resume trains a lost seed with the saved thread count, not with a new plan.
+    shutil.rmtree(together / "seed-2")
+    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 4)
+    assert main(["train", "--resume", str(together), "--no-progress"]) == 0
+    assert _metrics(together / "seed-2") == _metrics(tmp_path / "alone-2")
 
 
 def test_ctrl_c_saves_every_seed_and_resume_finishes_them(tmp_path):

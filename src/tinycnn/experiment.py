@@ -3,6 +3,7 @@
     tinycnn experiment experiments/era-s7.toml                  # trains into runs/era-s7/<step>/
     tinycnn experiment experiments/era-s7.toml --subset 2000 --epochs 2 --seeds 0   # a smoke run
     tinycnn experiment experiments/era-s7.toml --dry-run        # check the file, show the steps
+    tinycnn experiment experiments/era-s7.toml --parallel       # on the CPU: seeds of all steps side by side
 
 An experiment file:
 
@@ -231,17 +232,38 @@ def _check_stored(step: Step, step_dir: Path) -> None:
         raise TinycnnError(f"{step_dir} holds step {step.name!r} trained with another configuration ({diff}); use another --out, or delete {step_dir} to train it again")
 
 
-def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = False, log=print) -> dict[str, str]:
-    """Train what is not finished, then write experiment.md; returns {step: 'trained'|'resumed'|'skipped'}."""
+def _saved_processes(step_dir: Path) -> int:
+    from tinycnn.session import SEEDS_FILE
+
+    return json.loads((step_dir / SEEDS_FILE).read_text()).get("processes", 1)
+
+
+def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = False, log=print,
+                   parallel: bool = False) -> dict[str, str]:
+    """Train what is not finished, then write experiment.md; returns {step: 'trained'|'resumed'|'skipped'}.
+
+    With `parallel` (the CPU only) the seeds of all new steps train side by side, each in a
+    process of its own, across steps, as `tinycnn train --parallel` trains a run's seeds."""
     from tinycnn import session
+    from tinycnn.parallel_seeds import plan_processes
+    from tinycnn.train import TORCH_DEFAULT_THREADS
 
     out = Path(out)
+    again = f"tinycnn experiment {exp.path} --out {out}" + (" --parallel" if parallel else "")
+    states = {step.name: step_state(step, out / step.name) for step in exp.steps}
+    processes, threads = 1, 0
+    if parallel:
+        for step in exp.steps:
+            session.check_cpu_for_parallel(step.config)
+        pooled = [step for step in exp.steps if states[step.name] == "new"
+                  or (states[step.name] == "unfinished" and _saved_processes(out / step.name) > 1)]
+        processes, threads = plan_processes(sum(len(step.seeds) for step in pooled), 0, TORCH_DEFAULT_THREADS)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "experiment.toml", exp.path.read_text())
     done: dict[str, str] = {}
+    jobs, side_by_side = [], []
     for i, step in enumerate(exp.steps, 1):
-        step_dir = out / step.name
-        state = step_state(step, step_dir)
+        step_dir, state = out / step.name, states[step.name]
         if state == "finished":
             _check_stored(step, step_dir)
             log(f"step {i}/{len(exp.steps)} {step.name}: finished earlier, skipped ({step_dir})")
@@ -250,20 +272,41 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
         if state == "new":
             step_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(step_dir / "config.toml", to_toml(step.config.to_dict()))
-            stacked = session.choose_stacking(step.config, step.seeds, None)
+            if processes > 1:
+                record = session.seeds_record(step.seeds, False, processes, step.config.threads or threads)
+            else:
+                record = {"seeds": step.seeds, "stacked": session.choose_stacking(step.config, step.seeds, None)}
         else:
             _check_stored(step, step_dir)
             # As it was started (a step saved without the key ran its seeds one by one).
-            stacked = json.loads((step_dir / session.SEEDS_FILE).read_text()).get("stacked", False)
-        atomic_write_text(step_dir / session.SEEDS_FILE, json.dumps({"seeds": step.seeds, "stacked": stacked}) + "\n")
+            record = json.loads((step_dir / session.SEEDS_FILE).read_text())
+            record = {**record, "seeds": step.seeds, "stacked": record.get("stacked", False)}
+        atomic_write_text(step_dir / session.SEEDS_FILE, json.dumps(record) + "\n")
         verb = "training" if state == "new" else "resuming"
+        done[step.name] = "trained" if state == "new" else "resumed"
+        if parallel and record.get("processes", 1) > 1:  # joins the others, trained below
+            log(f"\n##### step {i}/{len(exp.steps)} {step.name}: {verb} recipe {step.recipe}, seeds {','.join(map(str, step.seeds))} "
+                f"side by side with the other steps -> {step_dir}")
+            jobs += session.seed_jobs(step.config, step.seeds, step_dir, record.get("threads", step.config.threads), label=f"{step.name} ")
+            side_by_side.append(step)
+            continue
         log(f"\n##### step {i}/{len(exp.steps)} {step.name}: {verb} recipe {step.recipe}, seeds {','.join(map(str, step.seeds))} -> {step_dir}")
         try:
             session.resume(step_dir, progress=progress)
         except KeyboardInterrupt:
-            log(f"\nexperiment interrupted in step {step.name}; run the same command again to resume it: tinycnn experiment {exp.path} --out {out}")
+            log(f"\nexperiment interrupted in step {step.name}; run the same command again to resume it: {again}")
             raise
-        done[step.name] = "trained" if state == "new" else "resumed"
+    if side_by_side:
+        from tinycnn.parallel_seeds import run_in_processes
+
+        try:
+            run_in_processes(jobs, processes, again)
+        except KeyboardInterrupt:
+            log(f"\nexperiment interrupted; run the same command again to resume it: {again}")
+            raise
+        for step in side_by_side:
+            log(f"\n##### step {exp.steps.index(step) + 1}/{len(exp.steps)} {step.name}: trained")
+            session.write_summary(step.config, [out / step.name / f"seed-{seed}" for seed in step.seeds], out / step.name, None)
     path = write_experiment_report(exp, out)
     log(f"\nwrote {path}")
     return done

@@ -74,9 +74,9 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    processes = 1
+    processes, threads = 1, config.threads
     if parallel:
-        config, processes = choose_processes(config, seeds, stack)
+        processes, threads = choose_processes(config, seeds, stack)
         stack = False
     elif seeds is not None:
         stack = choose_stacking(config, seeds, stack)
@@ -86,29 +86,42 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
         verdict(run_dir, config, last_k)
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"seeds": seeds, "stacked": stack} | ({"processes": processes} if processes > 1 else {})
-    atomic_write_text(run_dir / SEEDS_FILE, json.dumps(record) + "\n")
+    atomic_write_text(run_dir / SEEDS_FILE, json.dumps(seeds_record(seeds, stack, processes, threads)) + "\n")
     atomic_write_text(run_dir / "config.toml", to_toml(config.to_dict()))
-    return _run_seeds(config, seeds, run_dir, progress, last_k, stack, processes)
+    return _run_seeds(config, seeds, run_dir, progress, last_k, stack, processes, threads)
 
 
-def choose_processes(config: TrainConfig, seeds: list[int] | None, stack: bool | None) -> tuple[TrainConfig, int]:
-    """--parallel: how many seeds train at once, each in a process of its own, and the config
-    with the thread count each of them gets (saved with the run: it changes float rounding,
-    and a resumed seed must keep it)."""
-    from tinycnn.parallel_seeds import process_count
-    from tinycnn.train import TORCH_DEFAULT_THREADS, select_device
+def seeds_record(seeds: list[int], stacked: bool, processes: int, threads: int) -> dict:
+    """What seeds.json holds: how the seeds train, so that a resume trains them the same way.
+    The thread count of seeds in processes of their own is saved here (it changes float
+    rounding); the keys are written only then, so other runs' files stay as they were."""
+    return {"seeds": seeds, "stacked": stacked} | ({"processes": processes, "threads": threads} if processes > 1 else {})
 
+
+def choose_processes(config: TrainConfig, seeds: list[int] | None, stack: bool | None) -> tuple[int, int]:
+    """--parallel: how many seeds train at once, each in a process of its own, and each one's
+    thread count (parallel_seeds.plan_processes)."""
+    from tinycnn.parallel_seeds import plan_processes
+    from tinycnn.train import TORCH_DEFAULT_THREADS
+
+    check_parallel(config, seeds, stack)
+    return plan_processes(len(seeds), config.threads, TORCH_DEFAULT_THREADS)
+
+
+def check_parallel(config: TrainConfig, seeds: list[int] | None, stack: bool | None) -> None:
+    """One line for what --parallel cannot do."""
     if seeds is None or len(seeds) < 2:
         raise TinycnnError("--parallel trains several seeds side by side: give them with --seeds, e.g. --seeds 0,1 --parallel")
     if stack:
         raise TinycnnError("--parallel and --stack are two ways to train seeds together: choose one")
+    check_cpu_for_parallel(config)
+
+
+def check_cpu_for_parallel(config: TrainConfig) -> None:
+    from tinycnn.train import select_device
+
     if select_device(config.device).type != "cpu":
         raise TinycnnError("--parallel is for the CPU; on a GPU the seeds train stacked in one network (the default there)")
-    processes = process_count(len(seeds), config.threads, TORCH_DEFAULT_THREADS)
-    if processes > 1 and not config.threads:
-        config = config_from_dict({**config.to_dict(), "threads": TORCH_DEFAULT_THREADS // processes})
-    return config, processes
 
 
 def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -> bool:
@@ -132,22 +145,35 @@ def choose_stacking(config: TrainConfig, seeds: list[int], stack: bool | None) -
 
 
 def _run_seeds(config: TrainConfig, seeds: list[int], run_dir: Path, progress, last_k, stacked: bool = False,
-               processes: int = 1) -> int:
+               processes: int = 1, threads: int = 0) -> int:
     dirs = [run_dir / f"seed-{seed}" for seed in seeds]
     if stacked:
         _run_stacked(config, seeds, run_dir, progress)
     else:
         try:
             if processes > 1:
-                from tinycnn.parallel_seeds import run_seeds_in_processes
+                from tinycnn.parallel_seeds import run_in_processes
 
-                run_seeds_in_processes(config, seeds, dirs, run_dir, processes)
+                run_in_processes(seed_jobs(config, seeds, run_dir, threads), processes, f"tinycnn train --resume {run_dir}")
             else:
                 for seed, seed_dir in zip(seeds, dirs):
                     _run_one_seed(config, seed, seed_dir, progress)
         except KeyboardInterrupt:
             print(f"to continue all seeds: tinycnn train --resume {run_dir}")
             raise
+    return write_summary(config, dirs, run_dir, last_k)
+
+
+def seed_jobs(config: TrainConfig, seeds: list[int], run_dir: Path, threads: int, label: str = "") -> list:
+    """The unfinished seeds of a run as jobs for processes of their own, `threads` each."""
+    from tinycnn.parallel_seeds import SeedJob
+
+    return [SeedJob(f"{label}seed {seed}", {**config.to_dict(), "seed": seed, "threads": threads}, run_dir / f"seed-{seed}")
+            for seed in seeds if not seed_finished(seed, run_dir / f"seed-{seed}")]
+
+
+def write_summary(config: TrainConfig, dirs: list[Path], run_dir: Path, last_k) -> int:
+    """summary.json of a multi-seed run, and its table printed."""
     summary = summarize_seeds(dirs, config.spec, last_k)
     summary["recipe"] = config.name
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -183,8 +209,9 @@ def _run_stacked(config: TrainConfig, seeds: list[int], run_dir: Path, progress)
 def resume(run_dir: Path, *, progress=None, last_k=None) -> int:
     if (run_dir / SEEDS_FILE).exists():
         saved = json.loads((run_dir / SEEDS_FILE).read_text())
-        return _run_seeds(read_config(run_dir), saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False),
-                          saved.get("processes", 1))
+        config = read_config(run_dir)
+        return _run_seeds(config, saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False),
+                          saved.get("processes", 1), saved.get("threads", config.threads))
     config = read_config(run_dir)
     if not (run_dir / "last.pt").exists():
         raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")

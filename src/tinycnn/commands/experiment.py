@@ -17,6 +17,9 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=None, help="override every step's number of epochs")
     parser.add_argument("--seeds", default=None, help="override every step's seeds, e.g. 0 or 0,1,2 or 0..4")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override every step's device")
+    parser.add_argument("--parallel", action="store_true",
+                        help="on the CPU, train the seeds of all steps side by side, one process each with its share of the cores "
+                             "(as tinycnn train --parallel; each seed's results are those of a run with --threads set to that share)")
     parser.add_argument("--dry-run", action="store_true", help="check the file and print the steps and their changes; train nothing")
     parser.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
 
@@ -31,5 +34,5 @@ def run(args):
         print(experiment.describe(exp))
         return 0
     out = args.out or experiment.default_out(exp)
-    experiment.run_experiment(exp, out, progress=False if args.no_progress else None)
+    experiment.run_experiment(exp, out, progress=False if args.no_progress else None, parallel=args.parallel)
     return 0
