@@ -11,7 +11,7 @@ from PIL import Image
 from tinycnn import plots
 from tinycnn.cli import main
 from tinycnn.errors import TinycnnError
-from tinycnn.experiment import analyse, load_experiment, run_experiment
+from tinycnn.experiment import analyse, load_experiment, resume_command, run_experiment
 from tinycnn.report import spread
 from tinycnn.train import Trainer
 
@@ -187,6 +187,10 @@ def test_parallel_trains_the_seeds_of_all_steps_side_by_side(tmp_path, monkeypat
         assert _epochs(out / step / "seed-0") == _epochs(alone)
     assert (out / "b" / "summary.json").exists() and "## Step 2: b" in (out / "experiment.md").read_text()
     assert run_experiment(exp, out, log=quiet, parallel=True) == {"a": "skipped", "b": "skipped"}
+    # what an interruption tells to run again: the same overrides, the same directory
+    assert resume_command(exp, out, True) == f"tinycnn experiment {exp.path} --subset 200 --epochs 1 --device cpu --out {out} --parallel"
+    seeded = load_experiment(exp.path, seeds=[0, 2])
+    assert resume_command(seeded, out, False) == f"tinycnn experiment {exp.path} --seeds 0,2 --out {out}"
 
     # A step lost after it started side by side is trained as it was started, with or without --parallel.
     import shutil

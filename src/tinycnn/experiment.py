@@ -232,6 +232,12 @@ def _check_stored(step: Step, step_dir: Path) -> None:
         raise TinycnnError(f"{step_dir} holds step {step.name!r} trained with another configuration ({diff}); use another --out, or delete {step_dir} to train it again")
 
 
+def resume_command(exp: Experiment, out: Path, parallel: bool) -> str:
+    """The command that continues an interrupted experiment: the same overrides, the same OUT."""
+    flags = "".join(f" --{key} {','.join(map(str, value)) if key == 'seeds' else value}" for key, value in exp.cli.items())
+    return f"tinycnn experiment {exp.path}{flags} --out {out}" + (" --parallel" if parallel else "")
+
+
 def _saved_processes(step_dir: Path) -> int:
     from tinycnn.session import SEEDS_FILE
 
@@ -249,7 +255,7 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
     from tinycnn.train import TORCH_DEFAULT_THREADS
 
     out = Path(out)
-    again = f"tinycnn experiment {exp.path} --out {out}" + (" --parallel" if parallel else "")
+    again = resume_command(exp, out, parallel)
     states = {step.name: step_state(step, out / step.name) for step in exp.steps}
     processes, threads = 1, 0
     if parallel:
