@@ -4,6 +4,7 @@
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py inductor --option cpp.simdlen=256
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py words-in-graph --eager
     PYTHONPATH=src python3 benchmarks/cpu_step_variants.py mask-product --eager --fp32
+    PYTHONPATH=src python3 benchmarks/cpu_step_variants.py conv-cl-large --eager --fp32 --model era-s7-6750
 
 A is the Trainer as `tinycnn bench --b amp=true` runs it (era-s7-8172, batch 128, rotation
 15 nearest, compile, bf16; with --eager, both sides without compile; with --fp32, both in
@@ -37,6 +38,9 @@ Trainer with one part of the step computed another way:
 - mask-product: FastDropout as `x * mask * scale` in an eager float32 step, where it
   multiplies by the scaled mask in an autograd function of its own (ScaledMaskProduct; the
   same masks, the same values bit for bit): B/A above 1 is what that function saves;
+- conv-cl-large: every convolution over an input of 24x24 pixels or more (and more than one
+  channel) computed in channels_last, its input and output in the default layout;
+- conv-cl-all: the same for every convolution of more than one input channel;
 - inductor: the model compiled again with the inductor options given by --option.
 
 Each is the same function of the weights (float rounding aside) or draws masks of the
@@ -224,6 +228,30 @@ class MatmulConv2d(nn.Conv2d):
         return out.view(n, ho, wo, -1).permute(0, 3, 1, 2)
 
 
+class ChannelsLastConv2d(nn.Conv2d):
+    """A convolution computed in channels_last, its input and output in the default layout,
+    for inputs of at least `min_pixels` pixels and more than one channel."""
+
+    min_pixels = 0
+
+    def forward(self, x):
+        if self.in_channels == 1 or x.shape[-2] * x.shape[-1] < self.min_pixels:
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def channels_last_conv(min_pixels: int):
+    def replace(child):
+        if type(child) is not nn.Conv2d:
+            return None
+        new = ChannelsLastConv2d(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
+                                 padding=child.padding, dilation=child.dilation, groups=child.groups, bias=child.bias is not None)
+        new.load_state_dict(child.state_dict())
+        new.min_pixels = min_pixels
+        return new
+    return replace
+
+
 def swap_modules(model: nn.Module, replace) -> int:
     swapped = 0
     for module in list(model.modules()):
@@ -303,6 +331,8 @@ VARIANTS = {
     "mask-bf16": recompiled(dropout_as(Bf16MaskDropout)),
     "mask-nchw": recompiled(dropout_as(NCHWMaskDropout)),
     "mask-product": recompiled(dropout_as(MaskProductDropout)),
+    "conv-cl-large": recompiled(channels_last_conv(24 * 24)),
+    "conv-cl-all": recompiled(channels_last_conv(0)),
     "inductor": None,  # built from --option
 }
 
@@ -321,6 +351,7 @@ def main():
     parser.add_argument("--images", type=int, default=5120)
     parser.add_argument("--eager", action="store_true", help="both sides without torch.compile")
     parser.add_argument("--fp32", action="store_true", help="both sides in float32 (no bf16 autocast)")
+    parser.add_argument("--model", default=None, help="another network than tinycnn bench's")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="inductor option for the inductor variant (a Python literal), e.g. cpp.simdlen=256")
     args = parser.parse_args()
@@ -341,6 +372,8 @@ def main():
     # on the CPU (host_memory.py), so that page faults add no noise to eager steps.
     keep_freed_memory()
     values = {**bench_b_values(), "compile": not args.eager, "amp": not args.fp32}
+    if args.model:
+        values["model"] = args.model
     config, _ = bench.bench_config(values, images=args.images, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         how = f"{'eager' if args.eager else 'compile'}, {'fp32' if args.fp32 else 'bf16'}"
