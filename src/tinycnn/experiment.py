@@ -238,12 +238,6 @@ def resume_command(exp: Experiment, out: Path, parallel: bool) -> str:
     return f"tinycnn experiment {exp.path}{flags} --out {out}" + (" --parallel" if parallel else "")
 
 
-def _saved_processes(step_dir: Path) -> int:
-    from tinycnn.session import SEEDS_FILE
-
-    return json.loads((step_dir / SEEDS_FILE).read_text()).get("processes", 1)
-
-
 def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = False, log=print,
                    parallel: bool = False) -> dict[str, str]:
     """Train what is not finished, then write experiment.md; returns {step: 'trained'|'resumed'|'skipped'}.
@@ -257,12 +251,14 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
     out = Path(out)
     again = resume_command(exp, out, parallel)
     states = {step.name: step_state(step, out / step.name) for step in exp.steps}
+    # How each unfinished step was started (seeds.json), to go on the same way.
+    saved = {step.name: json.loads((out / step.name / session.SEEDS_FILE).read_text())
+             for step in exp.steps if states[step.name] == "unfinished"}
     processes, threads = 1, 0
     if parallel:
         for step in exp.steps:
             session.check_cpu_for_parallel(step.config)
-        pooled = [step for step in exp.steps if states[step.name] == "new"
-                  or (states[step.name] == "unfinished" and _saved_processes(out / step.name) > 1)]
+        pooled = [step for step in exp.steps if states[step.name] == "new" or saved.get(step.name, {}).get("processes", 1) > 1]
         processes, threads = plan_processes(sum(len(step.seeds) for step in pooled), 0, TORCH_DEFAULT_THREADS)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "experiment.toml", exp.path.read_text())
@@ -285,8 +281,7 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
         else:
             _check_stored(step, step_dir)
             # As it was started (a step saved without the key ran its seeds one by one).
-            record = json.loads((step_dir / session.SEEDS_FILE).read_text())
-            record = {**record, "seeds": step.seeds, "stacked": record.get("stacked", False)}
+            record = {**saved[step.name], "seeds": step.seeds, "stacked": saved[step.name].get("stacked", False)}
         atomic_write_text(step_dir / session.SEEDS_FILE, json.dumps(record) + "\n")
         verb = "training" if state == "new" else "resuming"
         done[step.name] = "trained" if state == "new" else "resumed"

@@ -207,12 +207,11 @@ def _run_stacked(config: TrainConfig, seeds: list[int], run_dir: Path, progress)
 
 
 def resume(run_dir: Path, *, progress=None, last_k=None) -> int:
+    config = read_config(run_dir)
     if (run_dir / SEEDS_FILE).exists():
         saved = json.loads((run_dir / SEEDS_FILE).read_text())
-        config = read_config(run_dir)
         return _run_seeds(config, saved["seeds"], run_dir, progress, last_k, saved.get("stacked", False),
                           saved.get("processes", 1), saved.get("threads", config.threads))
-    config = read_config(run_dir)
     if not (run_dir / "last.pt").exists():
         raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")
     print(f"resuming {run_dir}")
