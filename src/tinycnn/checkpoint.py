@@ -27,3 +27,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict[str, Any]:
     except Exception as exc:  # a truncated zip, a pickle with code in it, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TinycnnError(f"{path}: not a loadable tinycnn checkpoint ({first[:200]})") from None
+
+
+def trained_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The model weights a checkpoint's run evaluates and keeps: the weight average where
+    the run kept one (its configuration's `ema`), else the trained weights themselves."""
+    average = state.get("average")
+    return average["model"] if average else state["model"]

@@ -47,6 +47,7 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of the weight average that is evaluated and kept (weight_average.py); 0: off
 
     # Learning-rate schedule. onecycle is stepped every batch, the others every epoch.
     scheduler: str = "none"
@@ -96,7 +97,7 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 raise TinycnnError(f"{key} must be >= 0, got {value}")
-        for key in ("label_smoothing", "erasing", "pct_start"):
+        for key in ("label_smoothing", "erasing", "pct_start", "ema"):
             if not (0 <= getattr(self, key) < 1 or (key == "erasing" and getattr(self, key) == 1)):
                 raise TinycnnError(f"{key} must be in [0, 1), got {getattr(self, key)}")
         if self.dropout is not None and not (0 <= self.dropout < 1):

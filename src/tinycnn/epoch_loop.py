@@ -46,13 +46,15 @@ class EpochSums:
 def run_batches(step, optimizer, scheduler, per_batch: bool, batches: Iterator, n_batches: int, sums: EpochSums, *,
                 epoch: int, not_finite: Callable[[int, int, float], str], bar=None,
                 on_batch: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> tuple[EpochSums, bool]:
+                should_stop: Callable[[], bool] | None = None,
+                after_step: Callable[[], None] | None = None) -> tuple[EpochSums, bool]:
     """Train batches sums.batch .. n_batches - 1, taken from `batches` (already past the done
     ones); the schedule steps per batch or, after the last batch, per epoch.
 
     `step(x, y)` returns (loss, logits): a scalar loss and (B, K) logits for y of shape (B,),
     or one loss per seed and (B, S * K) logits for y of shape (B, S). A loss that is not
     finite stops the epoch with TinycnnError(not_finite(seed index, batch, lr)).
+    `after_step()` runs after each optimizer step (the weight average's update).
     Returns the sums after the last batch run, and True when should_stop() ended the epoch
     before its last batch."""
     seeds = len(sums.loss_sum)
@@ -71,6 +73,8 @@ def run_batches(step, optimizer, scheduler, per_batch: bool, batches: Iterator, 
         lrs.append(optimizer.param_groups[0]["lr"])
         loss, logits = step(x, y)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         if per_batch:
             scheduler.step()
         n = y.shape[0]

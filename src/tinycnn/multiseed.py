@@ -30,6 +30,7 @@ from torch import nn
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import FastDropout, keep_scale, lays_out_channels_last, uniform16_mask
+from tinycnn.weight_average import WeightAverage
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
@@ -256,6 +257,7 @@ class StackedRun:
         self.model = stack_models(models, generators, shared_masks=self.shared_masks)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.average = WeightAverage(self.model, c.ema) if c.ema else None  # element-wise: each seed's own average
         # Whole steps as CUDA graphs need every random draw from the device's default generator.
         self.step = TrainStep(
             self.model, c, self.device, lambda logits, y: per_seed_loss(logits, y, len(seeds), c.label_smoothing),
@@ -294,6 +296,7 @@ class StackedRun:
         sums, stopped = run_batches(
             self.step, self.optimizer, self.scheduler, self.per_batch, batches(), n, partial, epoch=epoch,
             not_finite=not_finite, bar=bar, on_batch=on_batch, should_stop=should_stop,
+            after_step=self.average.update if self.average else None,
         )
         if stopped:
             return {"partial": sums}
@@ -306,16 +309,23 @@ class StackedRun:
             "images_per_second": (sums.seen - partial.seen) / max(sums.seconds - partial.seconds, 1e-9),  # per seed
         }
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The stacked network that is evaluated and kept: the weight average, or the model."""
+        return self.model if self.average is None else self.average.model
+
     @torch.no_grad()
-    def evaluate(self, loader) -> list[dict]:
+    def evaluate(self, loader, raw: bool = False) -> list[dict]:
         """Each seed's mean cross-entropy and accuracy (%) over one split (train.evaluate, per
-        seed, through the same folded copy of the network)."""
+        seed, through the same folded copy of the network), of the evaluated network or, with
+        `raw`, of the trained weights themselves."""
         from tinycnn.inference import inference_copy
         from tinycnn.train import autocast
 
         s = len(self.seeds)
-        was_training = self.model.training
-        self.model.eval()
+        model = self.model if raw else self.evaluated_model
+        was_training = model.training
+        model.eval()
         net = None
         loss_sum = torch.zeros(s, device=self.device)
         correct = torch.zeros(s, device=self.device, dtype=torch.long)
@@ -323,20 +333,27 @@ class StackedRun:
             b = y.shape[0]
             x = self._input(x.expand(b, s, *x.shape[2:]))
             if net is None:
-                net = inference_copy(self.model, x)
+                net = inference_copy(model, x)
             with autocast(self.device, self.config.amp):
                 logits = net(x)
             logits = logits.float().view(b, s, -1)
             losses = F.cross_entropy(logits.reshape(b * s, -1), y.repeat_interleave(s), reduction="none")
             loss_sum += losses.view(b, s).sum(0)
             correct += (logits.argmax(2) == y[:, None]).sum(0)
-        self.model.train(was_training)
+        model.train(was_training)
         n = loader.images.shape[0]
         return [{"loss": loss_sum[i].item() / n, "acc": 100.0 * correct[i].item() / n, "n": n} for i in range(s)]
 
-    def state(self, i: int) -> dict:
-        """Seed i's model state dict, in the layout of the original model."""
-        return unstack_state(self.model.state_dict(), len(self.seeds), i)
+    def state(self, i: int, model: torch.nn.Module | None = None) -> dict:
+        """Seed i's state dict of `model` (default: the trained one), in the layout of the
+        original model."""
+        return unstack_state((model or self.model).state_dict(), len(self.seeds), i)
+
+    def average_state(self, i: int) -> dict | None:
+        """Seed i's weight average, as a Trainer of that seed alone would save it."""
+        if self.average is None:
+            return None
+        return {**self.average.state_dict(), "model": self.state(i, self.average.model)}
 
     def optimizer_state(self, i: int) -> dict:
         """Seed i's optimizer state dict, as a Trainer of that seed alone would hold it.
@@ -357,6 +374,7 @@ class StackedRun:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "average": self.average.state_dict() if self.average is not None else None,
             "generators": [g.get_state() for g in self.generators],
             "rng_cpu": torch.get_rng_state(),
             **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
@@ -367,6 +385,8 @@ class StackedRun:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         for g, saved in zip(self.generators, state["generators"]):
             g.set_state(saved.cpu())
         torch.set_rng_state(state["rng_cpu"].cpu())

@@ -79,7 +79,8 @@ def plot_curves(path, runs: list[list[dict]], *, target: float, title: str) -> P
     """The course's 2 x 2 figure: train/test loss (top), train/test accuracy (bottom).
 
     runs: one metrics list (metrics.jsonl rows) per seed. With several seeds each panel
-    shows the mean and the min-max band. Validation, when present, joins the test panels.
+    shows the mean and the min-max band. Validation, when present, joins the test panels,
+    and so do the trained weights' test accuracy where the run evaluated a weight average.
     """
     fig = new_figure(SIZE_CURVES)
     axes = fig.subplots(2, 2)
@@ -98,6 +99,9 @@ def plot_curves(path, runs: list[list[dict]], *, target: float, title: str) -> P
         val = _stack(runs, val_key) if val_key else None
         if val is not None:
             _band(ax, epochs, val, "validation", "tab:orange", "--")
+        raw = _stack(runs, "raw_test_acc") if key == "test_acc" else None
+        if raw is not None:  # a run with a weight average (`ema`): its trained weights too
+            _band(ax, epochs, raw, "test, trained weights (no average)", "tab:gray", ":")
         if key.endswith("acc"):
             ax.axhline(target, **TARGET_STYLE, label=f"{target:g}% target")
         ax.set_title(name)

@@ -163,14 +163,14 @@ def predict(config: TrainConfig, checkpoint: Path, device: str = "cpu") -> dict:
     """Test-split predictions of the weights in `checkpoint`: images, labels, predicted class, its probability."""
     import torch
 
-    from tinycnn.checkpoint import load_checkpoint
+    from tinycnn.checkpoint import load_checkpoint, trained_weights
     from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
     from tinycnn.train import build_model, select_device
 
     dev = select_device(device)
     images, labels = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=dev)["test"]
     model = build_model(config)
-    model.load_state_dict(load_checkpoint(checkpoint, map_location="cpu")["model"])
+    model.load_state_dict(trained_weights(load_checkpoint(checkpoint, map_location="cpu")))
     model.to(dev).eval()
     mean, std = NORMALIZATION[config.dataset]
     probs = []

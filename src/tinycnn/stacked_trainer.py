@@ -73,6 +73,7 @@ class StackedTrainer:
             "model": run.state(i),
             "optimizer": run.optimizer_state(i),
             "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+            "average": run.average_state(i),
             "epochs_done": epochs_done,
             "partial": partial.seed_state(i),
             "best_val": self.best_val[i],
@@ -169,6 +170,7 @@ class StackedTrainer:
         c, run = self.config, self.run
         eval_start = time.perf_counter()
         scores = {name: run.evaluate(loader) for name, loader in run.eval_loaders.items()}
+        raw = {name: run.evaluate(loader, raw=True) for name, loader in run.eval_loaders.items()} if run.average else {}
         eval_seconds = time.perf_counter() - eval_start
         for i, seed in enumerate(self.seeds):
             row = {
@@ -182,11 +184,13 @@ class StackedTrainer:
             }
             for name, per_seed in scores.items():
                 row[f"{name}_loss"], row[f"{name}_acc"] = per_seed[i]["loss"], per_seed[i]["acc"]
+                if name in raw:  # what the average adds, on the same trajectory
+                    row[f"raw_{name}_acc"] = raw[name][i]["acc"]
             row["eval_seconds"] = eval_seconds
             self.metrics[i].append(row)
             if "val_acc" in row and row["val_acc"] > self.best_val[i]:
                 self.best_val[i] = row["val_acc"]
-                save_checkpoint(self.paths[i].best, {"model": run.state(i), "epoch": epoch + 1, "val_acc": row["val_acc"],
+                save_checkpoint(self.paths[i].best, {"model": run.state(i, run.evaluated_model), "epoch": epoch + 1, "val_acc": row["val_acc"],
                                                      "config": self.configs[i].to_dict()})
             atomic_write_text(self.paths[i].metrics, "".join(json.dumps(m) + "\n" for m in self.metrics[i]))
             self.log(f"seed {seed:<3} " + format_epoch(row, c.epochs))

@@ -7,7 +7,8 @@
 A run directory holds config.toml (resolved), metrics.jsonl (one line per epoch),
 run.json (versions, device, timings, status), last.pt (the resume point, written every
 epoch and on Ctrl-C) and, with a validation split, best.pt (chosen on validation
-accuracy, never on test).
+accuracy, never on test). With `ema` set, what is evaluated, chosen and kept is the
+average of the weights (weight_average.py); last.pt holds both.
 
 Every random choice is a function of the seed: the model's initialisation and dropout
 use torch's global generator (saved in checkpoints); batch order and augmentation use a
@@ -43,6 +44,7 @@ from tinycnn.graph_step import GraphedStep, graphs_apply
 from tinycnn.host_memory import keep_freed_memory
 from tinycnn.inference import inference_copy
 from tinycnn.loader import NORMALIZATION, Augment, BatchLoader, load_splits
+from tinycnn.weight_average import WeightAverage
 
 # torch's own choice of intra-op threads (the physical cores), before anything changes it.
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
@@ -326,17 +328,24 @@ class Trainer:
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.facts = {**model_facts(self.model), "full_data": c.subset is None}
+        self.average = WeightAverage(self.model, c.ema) if c.ema else None
         self.step = TrainStep(
             self.model, c, self.device, lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=c.label_smoothing)
         )
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.train_loader))
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The network that is evaluated and kept: the weight average, or the model itself."""
+        return self.model if self.average is None else self.average.model
+
     def _checkpoint_state(self, epochs_done: int, partial: EpochSums, best_val: float) -> dict:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "average": self.average.state_dict() if self.average else None,
             "epochs_done": epochs_done,
             "partial": partial.seed_state(),
             "best_val": best_val,
@@ -369,6 +378,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
+            if self.average is not None:
+                self.average.load_state_dict(state["average"])
             epochs_done, self.best_val = state["epochs_done"], state["best_val"]
             partial = EpochSums.from_seed_state(state["partial"])
             torch.set_rng_state(state["rng_cpu"].cpu())
@@ -395,14 +406,16 @@ class Trainer:
                     raise KeyboardInterrupt
                 eval_start = time.perf_counter()
                 for name, loader in self.eval_loaders.items():
-                    result = evaluate(self.model, loader, c.amp)
+                    result = evaluate(self.evaluated_model, loader, c.amp)
                     row[f"{name}_loss"], row[f"{name}_acc"] = result["loss"], result["acc"]
+                    if self.average is not None:  # what the average adds, on the same trajectory
+                        row[f"raw_{name}_acc"] = evaluate(self.model, loader, c.amp)["acc"]
                 row["eval_seconds"] = time.perf_counter() - eval_start
                 metrics.append(row)
                 partial = EpochSums()
                 if "val_acc" in row and row["val_acc"] > self.best_val:
                     self.best_val = row["val_acc"]
-                    save_checkpoint(paths.best, {"model": self.model.state_dict(), "epoch": epoch + 1, "val_acc": self.best_val, "config": c.to_dict()})
+                    save_checkpoint(paths.best, {"model": self.evaluated_model.state_dict(), "epoch": epoch + 1, "val_acc": self.best_val, "config": c.to_dict()})
                 save_checkpoint(paths.last, self._checkpoint_state(epoch + 1, partial, self.best_val))
                 self._write_metrics(metrics)
                 self._write_run(
@@ -437,6 +450,7 @@ class Trainer:
             sums, stopped = run_batches(
                 self.step, self.optimizer, self.scheduler, self.per_batch, batches, n_batches, partial, epoch=epoch,
                 not_finite=not_finite, bar=bar, on_batch=on_batch, should_stop=lambda: self._stop_requested,
+                after_step=self.average.update if self.average else None,
             )
         finally:
             if bar is not None:
@@ -494,6 +508,9 @@ def format_epoch(row: dict, epochs: int) -> str:
         parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%")
     if "test_acc" in row:
         parts.append(f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.2f}%")
+    raw = [f"{name} {row[f'raw_{name}_acc']:.2f}%" for name in ("val", "test") if f"raw_{name}_acc" in row]
+    if raw:
+        parts.append(f"(without the average: {', '.join(raw)})")
     parts.append(f"lr {row['lr']:.3g}")
     parts.append(f"{row['train_seconds']:.1f}s ({row['images_per_second']:,.0f} img/s) + eval {row['eval_seconds']:.1f}s")
     return "  ".join(parts)

@@ -11,7 +11,7 @@ def add_arguments(parser):
 def run(args):
     from pathlib import Path
 
-    from tinycnn.checkpoint import load_checkpoint
+    from tinycnn.checkpoint import load_checkpoint, trained_weights
     from tinycnn.config import config_from_dict
     from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
     from tinycnn.train import build_model, evaluate, select_device
@@ -22,7 +22,7 @@ def run(args):
     config = config_from_dict(state["config"], where=str(path))
     device = select_device(args.device)
     model = build_model(config).to(device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(trained_weights(state))
     splits = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=device)
     mean, std = NORMALIZATION[config.dataset]
     print(f"{path}: {config.model}, epoch {state.get('epochs_done', state.get('epoch'))}")

@@ -31,6 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--erasing", type=float, default=S, help="random erasing probability")
     parser.add_argument("--dropout", type=float, default=S, help="dropout rate of the model")
     parser.add_argument("--label-smoothing", type=float, default=S)
+    parser.add_argument("--ema", type=float, default=S, metavar="DECAY",
+                        help="evaluate and keep a moving average of the weights with this decay, e.g. 0.999 (0: off)")
     parser.add_argument("--val-size", type=int, default=S, help="validation images carved from the 60,000 (best.pt is chosen on them)")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=S)
