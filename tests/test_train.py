@@ -181,6 +181,12 @@ def test_recipe_details_match_the_write_ups():
     assert load_recipe("default").model == "era-s7-6750"
 
 
+def test_the_default_recipe_trains_as_era_s7_step6_and_evaluates_a_weight_average():
+    default, step6 = load_recipe("default"), load_recipe("era-s7-step6")
+    assert default.changes_from(step6) == {"ema": (0.0, 0.995)}
+    assert load_recipe("tiny-5k").ema == 0.0  # its measured results were made without the average
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

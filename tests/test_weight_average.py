@@ -16,7 +16,7 @@ from tinycnn.weight_average import WeightAverage, warmed_decay
 
 
 def small(**kw):
-    base = dict(subset=256, epochs=2, batch_size=64, eval_batch_size=128, val_size=128, device="cpu", threads=1)
+    base = dict(subset=256, epochs=2, batch_size=64, eval_batch_size=128, val_size=128, device="cpu", threads=1, ema=0.0)
     return load_recipe("default", **{**base, **kw})
 
 
@@ -85,6 +85,26 @@ def test_a_run_with_the_average_trains_the_same_weights_and_keeps_the_average(tm
     if best["epoch"] == 2:
         for k, v in state["average"]["model"].items():
             assert torch.equal(best["model"][k], v), k
+
+
+def test_the_report_predicts_with_the_average_and_plots_both_curves(tmp_path, monkeypatch):
+    import tinycnn.plots as plots
+    from tinycnn.report import predict, write_report
+
+    run = tmp_path / "averaged"
+    Trainer(small(ema=0.9), run, progress=False, log=_quiet).fit()
+    p = predict(small(ema=0.9), run / "last.pt")
+    assert 100.0 * (p["pred"] == p["labels"]).mean() == pytest.approx(read_metrics(run)[-1]["test_acc"], abs=1e-9)
+    legends = []
+    save = plots.save
+
+    def keep_legends(fig, path):
+        legends.extend(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", keep_legends)
+    write_report(run, log=_quiet)
+    assert "test, weight average" in legends and "test, trained weights (no average)" in legends
 
 
 @pytest.mark.parametrize("stop_at", [(0, 1), (1, 0)])

@@ -94,13 +94,13 @@ def plot_curves(path, runs: list[list[dict]], *, target: float, title: str) -> P
     epochs = np.arange(1, n + 1)
     for ax, key, val_key, name in panels:
         values = _stack(runs, key)
+        raw = _stack(runs, "raw_test_acc") if key == "test_acc" else None  # a run with a weight average (`ema`)
         if values is not None:
-            _band(ax, epochs, values, key.split("_")[0], "tab:blue")
+            _band(ax, epochs, values, key.split("_")[0] + (", weight average" if raw is not None else ""), "tab:blue")
         val = _stack(runs, val_key) if val_key else None
         if val is not None:
             _band(ax, epochs, val, "validation", "tab:orange", "--")
-        raw = _stack(runs, "raw_test_acc") if key == "test_acc" else None
-        if raw is not None:  # a run with a weight average (`ema`): its trained weights too
+        if raw is not None:
             _band(ax, epochs, raw, "test, trained weights (no average)", "tab:gray", ":")
         if key.endswith("acc"):
             ax.axhline(target, **TARGET_STYLE, label=f"{target:g}% target")

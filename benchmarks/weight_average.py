@@ -1,9 +1,11 @@
-"""Which decay for the weight average (`ema`)? Several averages of one training trajectory,
-each evaluated on the validation split (and the test split) at the end of every epoch.
+"""Which decay for the weight average (`ema`), and what its update costs.
 
-    PYTHONPATH=src python3 benchmarks/weight_average_decays.py run --seed 0 --out results/ema-decays
-    PYTHONPATH=src python3 benchmarks/weight_average_decays.py table results/ema-decays
+    PYTHONPATH=src python3 benchmarks/weight_average.py run --seed 0 --out results/ema-decays
+    PYTHONPATH=src python3 benchmarks/weight_average.py table results/ema-decays
+    PYTHONPATH=src python3 benchmarks/weight_average.py cost --model era-s7-6750
 
+`run` and `table`: several averages of one training trajectory, each evaluated on the
+validation split (and the test split) at the end of every epoch.
 The average never feeds back into training (weight_average.py), so every decay, and the
 trained weights themselves ("raw"), are measured on the same run of a seed: differences
 between them are the averages', not the seeds'. `run` trains one seed of the recipe with a
@@ -79,6 +81,49 @@ def table(args) -> None:
             print(f"{k:>12} " + " ".join(f"{m:6.2f}" for m in means) + f"   {sum(late) / len(late):6.3f}  {sum(last3) / len(last3):6.3f}")
 
 
+def cost(args) -> None:
+    """The median time of one update of the average, and of one training step of the same
+    network (forward, loss, backward, SGD) at the default recipe's batch, as Trainer runs it."""
+    import statistics
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from tinycnn.recipes import load_recipe
+    from tinycnn.train import TrainStep, build_model, build_optimizer
+    from tinycnn.weight_average import WeightAverage
+
+    torch.set_num_threads(args.threads)
+    config = load_recipe("default", model=args.model, device="cpu")
+    model = build_model(config)
+    step = TrainStep(model, config, torch.device("cpu"), lambda logits, y: F.cross_entropy(logits, y))
+    optimizer = build_optimizer(config, model)
+    average = WeightAverage(model, 0.995)
+    x, y = torch.randn(config.batch_size, 1, 28, 28), torch.randint(0, 10, (config.batch_size,))
+
+    def timed(fn, repeats: int) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def train_step():
+        step(x, y)
+        optimizer.step()
+
+    for _ in range(5):  # warm-up
+        train_step()
+        average.update()
+    params = sum(p.numel() for p in model.parameters())
+    for r in range(args.rounds):
+        t_step, t_update = timed(train_step, 50), timed(average.update, 500)
+        print(f"round {r + 1}: {args.model} ({params:,} parameters), {args.threads} thread(s): training step {t_step * 1e3:.2f} ms, "
+              f"update of the average {t_update * 1e6:.1f} us ({100 * t_update / t_step:.2f}% of a step)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,9 +138,13 @@ def main(argv=None) -> None:
     r.add_argument("--out", required=True)
     t = sub.add_parser("table", help="the mean over the seeds of a directory, epoch by epoch")
     t.add_argument("dir")
+    c = sub.add_parser("cost", help="the update's time against a training step's")
+    c.add_argument("--model", default="era-s7-6750")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    run(args) if args.command == "run" else table(args)
+    {"run": run, "table": table, "cost": cost}[args.command](args)
 
 
 if __name__ == "__main__":
