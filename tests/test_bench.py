@@ -116,6 +116,8 @@ def test_time_to_accuracy_needs_the_target_held_to_the_end():
     r = time_to_accuracy(rows, 99.4)
     assert r["epoch"] == 4 and r["seconds"] == pytest.approx(44.0) and r["final_test_acc"] == 99.5
     assert time_to_accuracy(rows[:3], 99.4) is None
+    raw = [{**r, "raw_test_acc": a} for r, a in zip(rows, (97.0, 99.0, 99.42, 99.3, 99.41))]
+    assert time_to_accuracy(raw, 99.4, "raw_test_acc")["epoch"] == 5
 
 
 # ---------------------------------------------------------------- speed settings keep the results
@@ -266,7 +268,9 @@ def test_unstackable_model_is_one_line_error():
 def test_time_to_accuracy_trains_the_recipe_with_b_settings(tmp_path, capsys):
     out = tmp_path / "tta"
     code = main(["bench", "--time-to-accuracy", "--recipe", "default", "--device", "cpu", "--out", str(out), "--b", "subset=256", "epochs=1", "threads=1"])
-    assert code == 1 and "did not reach 99.4%" in capsys.readouterr().out  # one epoch on 256 images
+    text = capsys.readouterr().out
+    assert code == 1 and "did not reach 99.4%" in text  # one epoch on 256 images
+    assert "the trained weights without the average: never held 99.4%" in text  # the default recipe's ema
     saved = (out / "config.toml").read_text()
     assert "subset = 256" in saved and "epochs = 1" in saved
     assert main(["bench", "--time-to-accuracy", "--b", "sgd=fused"]) == 1

@@ -10,10 +10,11 @@ from pathlib import Path
 from tinycnn.check import accuracy_criterion, check_run, load_spec
 
 
-def time_to_accuracy(metrics: list[dict], target: float = 99.4) -> dict | None:
-    """The first epoch from which test accuracy stays >= target to the end, and the seconds
-    of training and evaluation spent up to and including it; None if never."""
-    accs = [m["test_acc"] for m in metrics]
+def time_to_accuracy(metrics: list[dict], target: float = 99.4, key: str = "test_acc") -> dict | None:
+    """The first epoch from which test accuracy (`key`: also raw_test_acc, the trained
+    weights' where a weight average was evaluated) stays >= target to the end, and the
+    seconds of training and evaluation spent up to and including it; None if never."""
+    accs = [m[key] for m in metrics]
     for i in range(len(accs)):
         if all(a >= target for a in accs[i:]):
             seconds = sum(m["train_seconds"] + m["eval_seconds"] for m in metrics[: i + 1])
