@@ -33,8 +33,9 @@ def run(args) -> None:
     from tinycnn.train import Trainer, evaluate
     from tinycnn.weight_average import WeightAverage
 
+    model = {"model": args.model} if args.model else {}
     config = load_recipe(args.recipe, seed=args.seed, val_size=args.val_size, threads=args.threads,
-                         compile=args.compile, amp=args.amp, ema=0.0)
+                         compile=args.compile, amp=args.amp, ema=0.0, **model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / f"seed-{args.seed}.jsonl"
@@ -129,6 +130,7 @@ def main(argv=None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train one seed and evaluate its averages every epoch")
     r.add_argument("--recipe", default="default")
+    r.add_argument("--model", default=None, help="another network than the recipe's")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--decays", type=lambda s: [float(v) for v in s.split(",")], default=list(DECAYS))
     r.add_argument("--val-size", type=int, default=10000)
