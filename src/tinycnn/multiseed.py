@@ -347,7 +347,7 @@ class StackedRun:
     def state(self, i: int, model: torch.nn.Module | None = None) -> dict:
         """Seed i's state dict of `model` (default: the trained one), in the layout of the
         original model."""
-        return unstack_state((model or self.model).state_dict(), len(self.seeds), i)
+        return unstack_state((self.model if model is None else model).state_dict(), len(self.seeds), i)
 
     def average_state(self, i: int) -> dict | None:
         """Seed i's weight average, as a Trainer of that seed alone would save it."""

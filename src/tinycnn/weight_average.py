@@ -36,9 +36,11 @@ class WeightAverage:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        pairs = list(zip(_tensors(model), _tensors(self.model)))
-        self._averaged = ([src for src, _ in pairs if src.is_floating_point()], [dst for _, dst in pairs if dst.is_floating_point()])
-        self._copied = ([src for src, _ in pairs if not src.is_floating_point()], [dst for _, dst in pairs if not dst.is_floating_point()])
+        self._averaged, self._copied = ([], []), ([], [])  # (the model's tensors, the copy's)
+        for src, dst in zip(_tensors(model), _tensors(self.model)):
+            sources, targets = self._averaged if src.is_floating_point() else self._copied
+            sources.append(src)
+            targets.append(dst)
 
     @torch.no_grad()
     def update(self) -> None:
@@ -47,8 +49,9 @@ class WeightAverage:
         # One kernel each for all tensors (a GPU step is short enough for launches to count).
         sources, targets = self._averaged
         torch._foreach_lerp_(targets, sources, 1.0 - warmed_decay(self.decay, self.updates))
-        if self._copied[0]:
-            torch._foreach_copy_(self._copied[1], self._copied[0])
+        sources, targets = self._copied
+        if sources:
+            torch._foreach_copy_(targets, sources)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "updates": self.updates, "decay": self.decay}
