@@ -181,9 +181,9 @@ def test_recipe_details_match_the_write_ups():
     assert load_recipe("default").model == "era-s7-6750"
 
 
-def test_the_default_recipe_trains_as_era_s7_step6_and_evaluates_a_weight_average():
+def test_the_default_recipe_is_era_s7_step6_with_a_weight_average_and_the_machines_fastest_settings():
     default, step6 = load_recipe("default"), load_recipe("era-s7-step6")
-    assert default.changes_from(step6) == {"ema": (0.0, 0.995)}
+    assert default.changes_from(step6) == {"ema": (0.0, 0.995), "compile": (False, "auto"), "amp": (False, "auto")}
     assert load_recipe("tiny-5k").ema == 0.995
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from tinycnn.errors import TinycnnError
 
+AUTO = "auto"  # compile and amp: decided for the machine when a run is created (auto_settings.py)
+
 CHOICES = {
     "optimizer": ("sgd", "adam", "adamw"),
     "scheduler": ("none", "step", "onecycle", "exp", "cosine"),
@@ -73,8 +75,8 @@ class TrainConfig:
     # Execution.
     seed: int = 0
     device: str = "auto"
-    amp: bool = False  # bf16 autocast
-    compile: bool = False  # torch.compile
+    amp: bool | str = False  # bf16 autocast; "auto": where the CPU has native bf16
+    compile: bool | str = False  # torch.compile; "auto": on the CPU, for runs long enough to win it back
     channels_last: bool = False
     fast_dropout: bool = True  # cheap dropout masks (fast_dropout.py): same distribution, ~1.6x faster steps on CPU
     deterministic: bool = False  # deterministic algorithms; exact resume on the CPU
@@ -104,6 +106,9 @@ class TrainConfig:
             raise TinycnnError(f"dropout must be in [0, 1), got {self.dropout}")
         if len(self.scale) != 2 or not (0 < self.scale[0] <= self.scale[1]):
             raise TinycnnError(f"scale must be [lo, hi] with 0 < lo <= hi, got {self.scale}")
+        for key in ("amp", "compile"):
+            if not isinstance(getattr(self, key), bool) and getattr(self, key) != AUTO:
+                raise TinycnnError(f'{key} must be true, false or "{AUTO}", got {getattr(self, key)!r}')
         if self.val_size < 0 or (self.subset is not None and self.subset < 1) or self.threads < 0:
             raise TinycnnError("val_size and threads must be >= 0 and subset >= 1")
         return self
@@ -130,13 +135,14 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
+        "bool | str": isinstance(value, bool) or value == AUTO,
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "float | None": isinstance(value, (int, float)) and not isinstance(value, bool),
         "int | None": isinstance(value, int) and not isinstance(value, bool),
         "list[float]": isinstance(value, list) and all(isinstance(v, (int, float)) for v in value),
     }[kind]
     if not ok:
-        wanted = kind.replace(" | None", "").replace("list[float]", "a list of numbers")
+        wanted = kind.replace(" | None", "").replace("list[float]", "a list of numbers").replace("bool | str", f'true, false or "{AUTO}"')
         raise TinycnnError(f"{where}: {key} = {value!r} should be {wanted}")
     if kind.startswith("float"):
         return float(value)

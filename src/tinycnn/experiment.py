@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinycnn.atomic import atomic_write_text
+from tinycnn.auto_settings import resolve_auto
 from tinycnn.check import load_spec
 from tinycnn.config import FIELD_TYPES, TrainConfig, config_from_dict, read_toml, to_toml
 from tinycnn.errors import TinycnnError
@@ -147,6 +148,7 @@ def load_experiment(path: str | Path, *, subset: int | None = None, epochs: int 
             values = {**recipe_values(recipe), "name": recipe_path(recipe).stem}
             config = config_from_dict({**values, **overrides}, where=f"{where}, overrides")
             config = config_from_dict({**config.to_dict(), **cli}, where="command line").validate()
+            config = resolve_auto(config)  # decided once: the step's config.toml and its resume keep it
         except TinycnnError as exc:
             message = str(exc)
             raise TinycnnError(message if message.startswith(str(path)) else f"{where}: {message}") from None

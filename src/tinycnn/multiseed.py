@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinycnn.auto_settings import resolve_auto
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import FastDropout, keep_scale, lays_out_channels_last, uniform16_mask
@@ -219,7 +220,7 @@ class StackedRun:
             select_device, use_deterministic_algorithms,
         )
 
-        c = self.config = config.validate()
+        c = self.config = resolve_auto(config).validate()
         if len(set(seeds)) != len(seeds) or not seeds:
             raise TinycnnError("a stacked run needs distinct seeds")
         if c.deterministic:

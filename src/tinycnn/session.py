@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from tinycnn.atomic import atomic_write_text
+from tinycnn.auto_settings import resolve_auto
 from tinycnn.check import check_run, load_spec, render
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.errors import TinycnnError
@@ -74,6 +75,8 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / "config.toml").exists() or (run_dir / SEEDS_FILE).exists():
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    decisions: list[str] = []
+    config = resolve_auto(config, log=decisions.append)  # before anything is saved: a resume keeps the decision
     processes, threads = 1, config.threads
     if parallel:
         processes, threads = choose_processes(config, seeds, stack)
@@ -81,6 +84,8 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     elif seeds is not None:
         stack = choose_stacking(config, seeds, stack)
     print_config(config)
+    for line in decisions:
+        print(line)
     if seeds is None:
         Trainer(config, run_dir, progress=progress).fit()
         verdict(run_dir, config, last_k)

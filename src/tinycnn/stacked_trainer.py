@@ -29,6 +29,7 @@ import torch
 
 from tinycnn.atomic import atomic_write_text
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
+from tinycnn.auto_settings import resolve_auto
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError
@@ -46,7 +47,7 @@ class StackedTrainer:
 
     def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, progress: bool | None = None,
                  log: Callable[[str], None] = print, shared_masks: bool | None = None):
-        self.config = config.validate()
+        self.config = resolve_auto(config).validate()
         self.seeds = list(seeds)
         self.root = Path(root)
         self.paths = [RunPaths(self.root / f"seed-{s}") for s in self.seeds]

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from tinycnn import __version__
 from tinycnn.atomic import atomic_write_text
+from tinycnn.auto_settings import resolve_auto
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, read_toml, to_toml
 from tinycnn.epoch_loop import EpochSums, run_batches
@@ -293,7 +294,7 @@ class Trainer:
     """Trains one seed of one configuration into one run directory."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, progress: bool | None = None, log: Callable[[str], None] = print):
-        self.config = config.validate()
+        self.config = resolve_auto(config).validate()
         self.paths = RunPaths(Path(run_dir))
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
