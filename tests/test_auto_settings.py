@@ -40,10 +40,20 @@ def test_a_full_default_run_on_a_cpu_with_bf16_and_a_compiler_is_compiled_in_bf1
 
 
 def test_each_missing_capability_turns_its_setting_off_with_a_reason(machine):
-    machine(bf16=False, compiler=None)
+    machine(bf16=False)
     decided = describe_auto(load_recipe("default"))
     assert decided["amp"] == (False, "this CPU has no native bf16 (AVX-512 BF16 or AMX)")
-    assert decided["compile"][0] is False and "no C++ compiler" in decided["compile"][1]
+    assert decided["compile"] == (False, "in fp32, compiling gained too little to pay for itself")
+    machine(bf16=True, compiler=None)
+    decided = describe_auto(load_recipe("default"))
+    assert decided["amp"][0] is True and decided["compile"][0] is False and "no C++ compiler" in decided["compile"][1]
+
+
+def test_compile_follows_the_arithmetic_the_run_asks_for(machine):
+    machine(bf16=False)
+    assert describe_auto(load_recipe("default", amp=True)) == {"compile": (True, "7,035 training steps in bf16, compiled with g++")}
+    machine(bf16=True)
+    assert describe_auto(load_recipe("default", amp=False))["compile"][0] is False
 
 
 def test_short_runs_are_not_compiled(machine):
@@ -103,7 +113,7 @@ def test_train_says_each_decision(tmp_path, capsys, machine):
     assert main(["train", "--subset", "256", "--epochs", "1", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "amp = false (auto: this CPU has no native bf16 (AVX-512 BF16 or AMX))" in text
-    assert "compile = false (auto: 2 training steps, fewer than" in text
+    assert "compile = false (auto: in fp32, compiling gained too little to pay for itself)" in text
 
 
 def test_a_flag_replaces_auto(tmp_path, capsys, machine):

@@ -2,6 +2,9 @@
 size with something drawn on them, report.md holds its tables, and the numbers recomputed
 from last.pt agree with the ones logged during training."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -110,7 +113,19 @@ def test_compare_two_runs(runs, tmp_path):
     assert lines[0].split()[:3] == ["run", "model", "params"]
     assert lines[1].startswith("single") and lines[2].startswith("multi")
     assert "6,750" in lines[1] and " 2 " in lines[2]  # two seeds
+    assert lines[0].endswith("target held from") and lines[1].endswith("never")  # 300 images do not reach 99.4%
     assert_png(png, plots.SIZE_OVERLAY)
+
+
+def test_compare_says_from_which_epoch_the_target_held(runs, tmp_path):
+    single, _ = runs
+    run = tmp_path / "held"
+    shutil.copytree(single, run)
+    metrics = read_metrics(run)
+    for m, acc in zip(metrics, (99.1, 99.45)):
+        m.update(test_acc=acc, train_seconds=20.0, eval_seconds=1.0)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    assert compare([run], tmp_path / "c.png").splitlines()[1].endswith("epoch 2, after 42 s")
 
 
 def test_compare_cli_writes_default_file(runs, tmp_path, monkeypatch, capsys):

@@ -4,15 +4,18 @@ A recipe may leave these two to the machine (the default recipe does). They are 
 once, when a run is created; the run's config.toml records the decision, so that a resume,
 here or elsewhere, continues with the same arithmetic.
 
-- amp (bf16 autocast): on a CPU that multiplies bf16 natively (AVX-512 BF16 or AMX), where
-  it made steps 1.24x faster and left the default recipe's validation accuracy where fp32
-  has it (docs/benchmarks.md). Not on a CPU that would emulate it, and not on a GPU, where
-  these networks' steps are chains of small kernels and bf16 did not make them faster.
-- compile (torch.compile): on the CPU, when a C++ compiler is there and the run has at
-  least COMPILE_MIN_STEPS training steps. Compiling takes 5 to 40 s (the first time on a
-  machine, until inductor's on-disk cache holds the kernels), which a short run would not
-  win back. Not on a GPU: there a step is already replayed as one CUDA graph, and a cold
-  compile took longer than a whole 15-epoch run's training (docs/benchmarks.md "GPU").
+On the 2-core CPU of docs/benchmarks.md ("The machine's fastest settings by default"),
+whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16, 12.0 to 13.6
+compiled in fp32, 13.2 to 14.8 eager in bf16 and 13.7 to 14.6 eager in fp32: the two levers
+win together. So:
+- amp (bf16 autocast): on a CPU that multiplies bf16 natively (AVX-512 BF16 or AMX). bf16
+  left the default recipe's validation accuracy where fp32 has it. Not on a CPU that would
+  emulate it, and not on a GPU, where these networks' steps are chains of small kernels
+  and bf16 did not make them faster.
+- compile (torch.compile): on the CPU, for a run in bf16 with at least COMPILE_MIN_STEPS
+  training steps, when a C++ compiler is there. Not in fp32, where the gain was small
+  against a first compile of about 39 s; not on a GPU, where a step is already replayed as
+  one CUDA graph and a cold compile took longer than a whole 15-epoch run's training.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from tinycnn.config import AUTO, TrainConfig
 if TYPE_CHECKING:
     import torch
 
-# Four full epochs of MNIST at batch 128. A cold compile (about 40 s here) is won back in
-# about that many steps; a warm one (5 s) in a fraction of one epoch.
-COMPILE_MIN_STEPS = 1_900
+# Four epochs of MNIST at batch 128. Compiled bf16 epochs took about 4 s less than eager
+# ones here. A warm compile (inductor's on-disk cache holds the kernels: about 2 s) is won
+# back in the first epoch; the first one on a machine (about 34 s) in about eight.
+COMPILE_MIN_STEPS = 1_850
 MNIST_TRAIN_IMAGES = 60_000  # Fashion-MNIST has as many
 
 
@@ -46,12 +50,16 @@ def describe_auto(config: TrainConfig) -> dict[str, tuple[bool, str]]:
     """{key: (decision, why)} for each of compile and amp that the config leaves to the machine."""
     from tinycnn.train import select_device
 
-    wanted = [key for key in ("compile", "amp") if getattr(config, key) == AUTO]
-    if not wanted:
+    if AUTO not in (config.compile, config.amp):
         return {}
     device = select_device(config.device)
-    decide = {"compile": _decide_compile, "amp": _decide_amp}
-    return {key: decide[key](config, device) for key in wanted}
+    decided = {}
+    if config.amp == AUTO:
+        decided["amp"] = _decide_amp(device)
+    if config.compile == AUTO:
+        amp = decided["amp"][0] if "amp" in decided else config.amp
+        decided["compile"] = _decide_compile(config, device, amp)
+    return decided
 
 
 def training_steps(config: TrainConfig) -> int:
@@ -79,7 +87,7 @@ def cpp_compiler() -> str | None:
         return None
 
 
-def _decide_amp(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
+def _decide_amp(device: torch.device) -> tuple[bool, str]:
     if device.type != "cpu":
         return False, "not on a GPU, where bf16 did not speed these steps up"
     if cpu_has_native_bf16():
@@ -87,13 +95,15 @@ def _decide_amp(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
     return False, "this CPU has no native bf16 (AVX-512 BF16 or AMX)"
 
 
-def _decide_compile(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
+def _decide_compile(config: TrainConfig, device: torch.device, amp: bool) -> tuple[bool, str]:
     if device.type != "cpu":
         return False, "not on a GPU, where each step is already one CUDA graph"
+    if not amp:
+        return False, "in fp32, compiling gained too little to pay for itself"
     steps = training_steps(config)
     if steps < COMPILE_MIN_STEPS:
         return False, f"{steps:,} training steps, fewer than the {COMPILE_MIN_STEPS:,} that win back compiling"
     compiler = cpp_compiler()
     if compiler is None:
         return False, "no C++ compiler found (inductor needs g++ or clang++)"
-    return True, f"{steps:,} training steps, compiled with {compiler}"
+    return True, f"{steps:,} training steps in bf16, compiled with {compiler}"

@@ -421,7 +421,7 @@ def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | No
     views = [open_run(d) for d in run_dirs]
     base = [v.path.name for v in views]
     names = base if len(set(base)) == len(base) else [str(v.path) for v in views]
-    header = ["run", "model", "params", "seeds", "epochs", "final test %", "min last K %", "K", "best test %", "s/epoch"]
+    header = ["run", "model", "params", "seeds", "epochs", "final test %", "min last K %", "K", "best test %", "s/epoch", "target held from"]
     rows, series, targets = [], [], set()
     for name, v in zip(names, views):
         spec = load_spec(v.config.spec)
@@ -435,12 +435,14 @@ def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | No
         rows.append([
             name, v.config.model, f"{v.params:,}", str(len(outs)), "/".join(map(str, sorted({o["epochs"] for o in outs}))),
             f"{mean('final_test_acc'):.2f}", f"{mean('min_last_k_test_acc'):.2f}", str(k), f"{mean('best_test_acc'):.2f}",
-            f"{mean('seconds_per_epoch'):.1f}",
+            f"{mean('seconds_per_epoch'):.1f}", _held_row(outs),
         ])
         series.append((name, [[m["test_acc"] for m in ms] for ms in v.metrics]))
     target = targets.pop() if len(targets) == 1 else None
     plots.plot_overlay(out_png, series, target=target, title=f"Test accuracy of {len(views)} runs" + (" (several seeds: mean, shaded from min to max)" if any(v.multi for v in views) else ""))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    note = "final, min last K and best: mean over seeds; s/epoch: median training + evaluation seconds"
+    last = len(header) - 1
+    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 or i == last else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()  # noqa: E731
+    note = ("final, min last K and best: mean over seeds; s/epoch: median training + evaluation seconds; target held from: "
+            "the epoch from which test accuracy stayed at or above the spec's target, and the seconds of training + evaluation up to it")
     return "\n".join([fmt(header), *map(fmt, rows), note, f"figure: {out_png}"])

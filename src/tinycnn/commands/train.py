@@ -47,8 +47,10 @@ def add_arguments(parser):
              "(two seeds on 2 cores: done 1.3x to 1.4x sooner; each seed's results are those of a run with --threads set to that share)",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S, help="bf16 autocast")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S, help="torch.compile the model")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S,
+                        help='bf16 autocast (the default recipe: "auto", on where the CPU multiplies bf16 natively)')
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S,
+                        help='torch.compile the model (the default recipe: "auto", on for bf16 runs of 4 epochs or more on the CPU)')
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S)
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=S, help="deterministic algorithms")
     parser.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=S, help="cheap dropout masks (same distribution)")
