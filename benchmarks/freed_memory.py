@@ -32,7 +32,8 @@ def one_run(args) -> None:
 
     if args.side == "A":
         train.keep_freed_memory = lambda device: False
-    config = load_recipe(args.recipe, epochs=args.epochs, device="cpu")
+    # --amp / --compile as given (off unless given), never the recipe's "auto": both sides alike.
+    config = load_recipe(args.recipe, epochs=args.epochs, device="cpu", amp=args.amp, compile=args.compile)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = train.Trainer(config, Path(tmp) / "run", progress=False, log=lambda m: None)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -96,7 +96,7 @@ def cost(args) -> None:
     from tinycnn.weight_average import WeightAverage
 
     torch.set_num_threads(args.threads)
-    config = load_recipe("default", model=args.model, device="cpu")
+    config = load_recipe("default", model=args.model, device="cpu", compile=False, amp=False)  # an eager fp32 step
     model = build_model(config)
     step = TrainStep(model, config, torch.device("cpu"), lambda logits, y: F.cross_entropy(logits, y))
     optimizer = build_optimizer(config, model)

@@ -140,3 +140,11 @@ def test_an_experiment_decides_once_per_step(tmp_path, machine):
     path.write_text('[[step]]\nname = "a"\ntarget = "t"\nrecipe = "default"\n')
     step = load_experiment(path, subset=256, epochs=1).steps[0]
     assert (step.config.compile, step.config.amp) == (False, True)
+
+
+def test_a_step_refuses_settings_left_undecided():
+    from tinycnn.train import TrainStep, build_model
+
+    config = load_recipe("default", device="cpu")
+    with pytest.raises(TinycnnError, match="resolve_auto"):
+        TrainStep(build_model(config), config, torch.device("cpu"), lambda logits, y: logits.sum())

@@ -37,7 +37,7 @@ from tinycnn import __version__
 from tinycnn.atomic import atomic_write_text
 from tinycnn.auto_settings import resolve_auto
 from tinycnn.checkpoint import load_checkpoint, save_checkpoint
-from tinycnn.config import TrainConfig, config_from_dict, read_toml, to_toml
+from tinycnn.config import AUTO, TrainConfig, config_from_dict, read_toml, to_toml
 from tinycnn.epoch_loop import EpochSums, run_batches
 from tinycnn.errors import TinycnnError
 from tinycnn.fast_dropout import use_fast_dropout
@@ -147,6 +147,8 @@ class TrainStep:
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], graphs_allowed: bool = True):
+        if AUTO in (config.compile, config.amp):  # a run decides these once and records them (auto_settings.py)
+            raise TinycnnError('TrainStep needs compile and amp decided: pass the config through auto_settings.resolve_auto first')
         step_graphs = graphs_apply(config, device) and graphs_allowed
         self.model = compile_model(model, device, step_graphs=step_graphs) if config.compile else model
         self.params = list(model.parameters())
