@@ -184,7 +184,8 @@ def test_recipe_details_match_the_write_ups():
 def test_the_default_recipe_is_era_s7_step6_with_a_weight_average_and_the_machines_fastest_settings():
     default, step6 = load_recipe("default"), load_recipe("era-s7-step6")
     assert default.changes_from(step6) == {"ema": (0.0, 0.995), "compile": (False, "auto"), "amp": (False, "auto")}
-    assert load_recipe("tiny-5k").ema == 0.995
+    tiny = load_recipe("tiny-5k")
+    assert (tiny.ema, tiny.compile, tiny.amp) == (0.995, "auto", "auto")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """`compile = "auto"` and `amp = "auto"`: the settings that train fastest on this machine.
 
-A recipe may leave these two to the machine (the default recipe does). They are decided
+A recipe may leave these two to the machine (the default recipe does, and tiny-5k with it). They are decided
 once, when a run is created; the run's config.toml records the decision, so that a resume,
 here or elsewhere, continues with the same arithmetic.
 

@@ -28,8 +28,8 @@ from typing import Callable
 import torch
 
 from tinycnn.atomic import atomic_write_text
-from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.auto_settings import resolve_auto
+from tinycnn.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
 from tinycnn.epoch_loop import EpochSums
 from tinycnn.errors import TinycnnError

@@ -65,6 +65,7 @@ def run(args):
 def _time_to_accuracy(args):
     from pathlib import Path
 
+    from tinycnn.auto_settings import resolve_auto
     from tinycnn.bench import TWEAKS, parse_assignments
     from tinycnn.config import config_from_dict
     from tinycnn.recipes import load_recipe
@@ -81,6 +82,7 @@ def _time_to_accuracy(args):
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     if (run_dir / "config.toml").exists():
         raise TinycnnError(f"{run_dir} already holds a run; choose another --out")
+    config = resolve_auto(config, log=print)  # the recipe's "auto", said as `tinycnn train` says it
     trainer = Trainer(config, run_dir)
     trainer.fit()
     metrics = read_metrics(run_dir)
