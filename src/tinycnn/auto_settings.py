@@ -1,8 +1,8 @@
 """`compile = "auto"` and `amp = "auto"`: the settings that train fastest on this machine.
 
-A recipe may leave these two to the machine (the default recipe does, and tiny-5k with it). They are decided
-once, when a run is created; the run's config.toml records the decision, so that a resume,
-here or elsewhere, continues with the same arithmetic.
+A recipe may leave these two to the machine (the default recipe does, and tiny-5k with it).
+They are decided once, when a run is created; the run's config.toml records the decision, so
+that a resume, here or elsewhere, continues with the same arithmetic.
 
 On the 2-core CPU of docs/benchmarks.md ("The machine's fastest settings by default"),
 whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16, 12.0 to 13.6
