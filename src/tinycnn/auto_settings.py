@@ -5,17 +5,18 @@ They are decided once, when a run is created; the run's config.toml records the 
 that a resume, here or elsewhere, continues with the same arithmetic.
 
 On the 2-core CPU of docs/benchmarks.md ("The machine's fastest settings by default"),
-whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16, 12.0 to 13.6
-compiled in fp32, 13.2 to 14.8 eager in bf16 and 13.7 to 14.6 eager in fp32: the two levers
-win together. So:
+whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16 and 13.2 to
+14.8 eager in bf16; in fp32, alternating in one series, 12.5 to 12.9 s compiled against
+15.8 to 19.1 eager, and the whole command 1.13x faster compiled even with a first compile
+of about 35 s (1.26x and 1.43x with inductor's cache warm). So:
 - amp (bf16 autocast): on a CPU that multiplies bf16 natively (AVX-512 BF16 or AMX). bf16
   left the default recipe's validation accuracy where fp32 has it. Not on a CPU that would
   emulate it, and not on a GPU, where these networks' steps are chains of small kernels
   and bf16 did not make them faster.
-- compile (torch.compile): on the CPU, for a run in bf16 with at least COMPILE_MIN_STEPS
-  training steps, when a C++ compiler is there. Not in fp32, where the gain was small
-  against a first compile of about 39 s; not on a GPU, where a step is already replayed as
-  one CUDA graph and a cold compile took longer than a whole 15-epoch run's training.
+- compile (torch.compile): on the CPU, in bf16 or fp32, for a run of at least
+  COMPILE_MIN_STEPS training steps, when a C++ compiler is there. Not on a GPU, where a
+  step is already replayed as one CUDA graph and a cold compile took longer than a whole
+  15-epoch run's training.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from tinycnn.config import AUTO, TrainConfig
 if TYPE_CHECKING:
     import torch
 
-# Four epochs of MNIST at batch 128. Compiled bf16 epochs took about 4 s less than eager
-# ones here. A warm compile (inductor's on-disk cache holds the kernels: about 2 s) is won
-# back in the first epoch; the first one on a machine (about 34 s) in about eight.
+# Four epochs of MNIST at batch 128. Compiled epochs took about 4 s less than eager ones
+# here, in bf16 and in fp32. A warm compile (inductor's on-disk cache holds the kernels:
+# about 2 s) is won back in the first epoch; the first one on a machine (about 35 s) in
+# about eight.
 COMPILE_MIN_STEPS = 1_850
 MNIST_TRAIN_IMAGES = 60_000  # Fashion-MNIST has as many
 
@@ -98,12 +100,10 @@ def _decide_amp(device: torch.device) -> tuple[bool, str]:
 def _decide_compile(config: TrainConfig, device: torch.device, amp: bool) -> tuple[bool, str]:
     if device.type != "cpu":
         return False, "not on a GPU, where each step is already one CUDA graph"
-    if not amp:
-        return False, "in fp32, compiling gained too little to pay for itself"
     steps = training_steps(config)
     if steps < COMPILE_MIN_STEPS:
         return False, f"{steps:,} training steps, fewer than the {COMPILE_MIN_STEPS:,} that win back compiling"
     compiler = cpp_compiler()
     if compiler is None:
         return False, "no C++ compiler found (inductor needs g++ or clang++)"
-    return True, f"{steps:,} training steps in bf16, compiled with {compiler}"
+    return True, f"{steps:,} training steps in {'bf16' if amp else 'fp32'}, compiled with {compiler}"
