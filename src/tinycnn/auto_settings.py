@@ -6,7 +6,7 @@ that a resume, here or elsewhere, continues with the same arithmetic.
 
 On the 2-core CPU of docs/benchmarks.md ("The machine's fastest settings by default"),
 whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16 and 13.2 to
-14.8 eager in bf16; in fp32, alternating in one series, 12.5 to 12.9 s compiled against
+14.8 eager in bf16; in fp32, alternating in one series, 12.3 to 12.9 s compiled against
 15.8 to 19.1 eager, and the whole command 1.13x faster compiled even with a first compile
 of about 35 s (1.26x and 1.43x with inductor's cache warm). So:
 - amp (bf16 autocast): on a CPU that multiplies bf16 natively (AVX-512 BF16 or AMX). bf16
