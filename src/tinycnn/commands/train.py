@@ -50,7 +50,7 @@ def add_arguments(parser):
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S,
                         help='bf16 autocast (the default recipe: "auto", on where the CPU multiplies bf16 natively)')
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=S,
-                        help='torch.compile the model (the default recipe: "auto", on for bf16 runs of 4 epochs or more on the CPU)')
+                        help='torch.compile the model (the default recipe: "auto", on for runs of 4 epochs or more on the CPU)')
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=S)
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=S, help="deterministic algorithms")
     parser.add_argument("--fast-dropout", action=argparse.BooleanOptionalAction, default=S, help="cheap dropout masks (same distribution)")
