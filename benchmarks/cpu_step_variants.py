@@ -57,11 +57,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinycnn import bench
-from tinycnn.fast_dropout import (FastDropout, keep_scale, lane_threshold, lays_out_channels_last, sfc64_keep_mask,
-                                  sfc64_words, uniform16_mask)
-from tinycnn.host_memory import keep_freed_memory
-from tinycnn.train import compile_model
+from tinycnn.analysis import bench
+from tinycnn.engine.step import compile_model
+from tinycnn.speed.fast_dropout import (
+    FastDropout,
+    keep_scale,
+    lane_threshold,
+    lays_out_channels_last,
+    sfc64_keep_mask,
+    sfc64_words,
+    uniform16_mask,
+)
+from tinycnn.speed.host_memory import keep_freed_memory
 
 
 class GatherMaxPoolFn(torch.autograd.Function):

@@ -11,17 +11,21 @@ as FastDropout's masks were made before they were computed outside it. B trains 
 same mask every step, so it is a measurement, not a lever.
 """
 import argparse
-from functools import partial
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import torch
-
-from tinycnn import bench
-from tinycnn.fast_dropout import FastDropout, keep_scale, lane_threshold, uniform16_mask
-from tinycnn.train import compile_model
-
 from cpu_step_variants import bench_b_values, lanes_below
+
+from tinycnn.analysis import bench
+from tinycnn.engine.step import compile_model
+from tinycnn.speed.fast_dropout import (
+    FastDropout,
+    keep_scale,
+    lane_threshold,
+    uniform16_mask,
+)
 
 
 class FixedMask(FastDropout):

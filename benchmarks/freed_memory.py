@@ -27,7 +27,8 @@ from pathlib import Path
 
 
 def one_run(args) -> None:
-    from tinycnn import bench, train
+    from tinycnn.analysis import bench
+    from tinycnn.engine import trainer as train
     from tinycnn.recipes import load_recipe
 
     if args.side == "A":
@@ -49,8 +50,8 @@ def one_run(args) -> None:
 def one_process(args) -> None:
     import torch
 
-    from tinycnn import bench
-    from tinycnn.host_memory import keep_freed_memory
+    from tinycnn.analysis import bench
+    from tinycnn.speed.host_memory import keep_freed_memory
 
     kept = keep_freed_memory() if args.side == "B" else False
     d = bench.DEFAULTS

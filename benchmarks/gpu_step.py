@@ -21,10 +21,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tinycnn.fast_dropout import use_fast_dropout
-from tinycnn.loader import Augment, BatchLoader, load_splits
+from tinycnn.data.augment import Augment
+from tinycnn.data.loader import BatchLoader, load_splits
 from tinycnn.models.registry import create_model
-from tinycnn.multiseed import per_seed_loss, stack_models
+from tinycnn.seeds.stacked import per_seed_loss, stack_models
+from tinycnn.speed.fast_dropout import use_fast_dropout
 
 DEV = torch.device("cuda")
 
@@ -221,7 +222,7 @@ def main():
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     args = p.parse_args()
-    from tinycnn.fast_dropout import FastDropout
+    from tinycnn.speed.fast_dropout import FastDropout
 
     ones = torch.ones(4096, device=DEV)
     for label, f in (("eager", FastDropout(0.5)), ("compiled", torch.compile(FastDropout(0.5)))):

@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from tinycnn.loader import Augment, BatchLoader, load_splits
+from tinycnn.data.augment import Augment
+from tinycnn.data.loader import BatchLoader, load_splits
 
 
 def main():

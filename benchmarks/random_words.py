@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from tinycnn.fast_dropout import random_words
+from tinycnn.speed.fast_dropout import random_words
 
 
 def median_ms(fn, repeats: int) -> float:

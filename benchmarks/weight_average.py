@@ -29,9 +29,10 @@ DECAYS = (0.99, 0.995, 0.998, 0.999)
 
 
 def run(args) -> None:
+    from tinycnn.engine.evaluate import evaluate
+    from tinycnn.engine.trainer import Trainer
+    from tinycnn.engine.weight_average import WeightAverage
     from tinycnn.recipes import load_recipe
-    from tinycnn.train import Trainer, evaluate
-    from tinycnn.weight_average import WeightAverage
 
     model = {"model": args.model} if args.model else {}
     config = load_recipe(args.recipe, seed=args.seed, val_size=args.val_size, threads=args.threads,
@@ -91,9 +92,11 @@ def cost(args) -> None:
     import torch
     import torch.nn.functional as F
 
+    from tinycnn.engine.optim import build_optimizer
+    from tinycnn.engine.step import TrainStep
+    from tinycnn.engine.weight_average import WeightAverage
+    from tinycnn.models.build import build_model
     from tinycnn.recipes import load_recipe
-    from tinycnn.train import TrainStep, build_model, build_optimizer
-    from tinycnn.weight_average import WeightAverage
 
     torch.set_num_threads(args.threads)
     config = load_recipe("default", model=args.model, device="cpu", compile=False, amp=False)  # an eager fp32 step

@@ -6,6 +6,6 @@ import pytest
 @pytest.fixture(scope="session")
 def mnist_splits():
     """The real MNIST splits as CPU tensors (fetched and verified on first use)."""
-    from tinycnn.loader import load_splits
+    from tinycnn.data.loader import load_splits
 
     return load_splits("mnist")

@@ -6,15 +6,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinycnn import auto_settings
-from tinycnn.auto_settings import COMPILE_MIN_STEPS, describe_auto, resolve_auto, training_steps
+from tinycnn.analysis.experiment import load_experiment
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
+from tinycnn.data.loader import BatchLoader, load_splits
+from tinycnn.engine.rundir import read_config
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
-from tinycnn.experiment import load_experiment
-from tinycnn.loader import BatchLoader, load_splits
 from tinycnn.recipes import list_recipes, load_recipe
-from tinycnn.train import Trainer, read_config
+from tinycnn.speed import auto_settings
+from tinycnn.speed.auto_settings import (
+    COMPILE_MIN_STEPS,
+    describe_auto,
+    resolve_auto,
+    training_steps,
+)
 
 
 @pytest.fixture
@@ -24,10 +30,10 @@ def machine(monkeypatch):
     def offer(bf16=True, compiler="g++", gpu=False):
         monkeypatch.setattr(auto_settings, "cpu_has_native_bf16", lambda: bf16)
         monkeypatch.setattr(auto_settings, "cpp_compiler", lambda: compiler)
-        import tinycnn.train
+        import tinycnn.device
 
-        real = tinycnn.train.select_device
-        monkeypatch.setattr(tinycnn.train, "select_device", lambda name: torch.device("cuda") if gpu else real(name))
+        real = tinycnn.device.select_device
+        monkeypatch.setattr(tinycnn.device, "select_device", lambda name: torch.device("cuda") if gpu else real(name))
 
     return offer
 
@@ -143,7 +149,8 @@ def test_an_experiment_decides_once_per_step(tmp_path, machine):
 
 
 def test_a_step_refuses_settings_left_undecided():
-    from tinycnn.train import TrainStep, build_model
+    from tinycnn.engine.step import TrainStep
+    from tinycnn.models.build import build_model
 
     config = load_recipe("default", device="cpu")
     with pytest.raises(TinycnnError, match="resolve_auto"):

@@ -14,9 +14,15 @@ import struct
 import pytest
 import torch
 
-from tinycnn import backprop as bp
-from tinycnn.backprop_xlsx import COL, FIRST_ROW, HEADER_ROW, sheet_name, write_xlsx
 from tinycnn.cli import main
+from tinycnn.course import backprop as bp
+from tinycnn.course.backprop_xlsx import (
+    COL,
+    FIRST_ROW,
+    HEADER_ROW,
+    sheet_name,
+    write_xlsx,
+)
 
 D = bp.DEFAULTS
 

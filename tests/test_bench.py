@@ -9,17 +9,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinycnn.bench import alternate, bench_config, parse_assignments, run_bench
+from tinycnn.analysis.bench import alternate, bench_config, parse_assignments, run_bench
 from tinycnn.cli import main
 from tinycnn.config import TrainConfig
-from tinycnn.epoch_loop import EpochSums
+from tinycnn.engine.epoch_loop import EpochSums
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
-from tinycnn import fast_dropout, multiseed
-from tinycnn.fast_dropout import uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
-from tinycnn.multiseed import StackedRun, per_seed_loss, stack_models, stacked_input, unstack_state
-from tinycnn.stats import time_to_accuracy
-from tinycnn.train import Trainer
+from tinycnn.seeds import stacked as multiseed
+from tinycnn.seeds.stacked import (
+    StackedRun,
+    per_seed_loss,
+    stack_models,
+    stacked_input,
+    unstack_state,
+)
+from tinycnn.seeds.stats import time_to_accuracy
+from tinycnn.speed import fast_dropout
+from tinycnn.speed.fast_dropout import uniform16_mask, use_fast_dropout
 
 
 def _quiet(_):

@@ -6,10 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
-from tinycnn import data
 from tinycnn.cli import main
+from tinycnn.data import datasets as data
+from tinycnn.data.idx import encode_idx
 from tinycnn.errors import TinycnnError
-from tinycnn.idx import encode_idx
 
 
 def _tiny_dataset(tmp_path, monkeypatch):

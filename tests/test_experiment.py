@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinycnn import plots
+from tinycnn.analysis import plots
+from tinycnn.analysis.experiment import (
+    analyse,
+    load_experiment,
+    resume_command,
+    run_experiment,
+)
+from tinycnn.analysis.report import spread
 from tinycnn.cli import main
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
-from tinycnn.experiment import analyse, load_experiment, resume_command, run_experiment
-from tinycnn.report import spread
-from tinycnn.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,7 +179,7 @@ def test_missing_file_and_dry_run(tmp_path, capsys):
 
 
 def test_parallel_trains_the_seeds_of_all_steps_side_by_side(tmp_path, monkeypatch):
-    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
+    monkeypatch.setattr("tinycnn.device.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
     exp = load_experiment(write(tmp_path, TWO_STEPS), subset=200, epochs=1, device="cpu")
     out = tmp_path / "out"
     assert run_experiment(exp, out, log=quiet, parallel=True) == {"a": "trained", "b": "trained"}

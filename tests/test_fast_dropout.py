@@ -4,8 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from tinycnn.fast_dropout import FastDropout, ScaledMaskProduct, keep_scale, random_words, uniform16_mask, use_fast_dropout
 from tinycnn.models import create_model
+from tinycnn.speed.fast_dropout import (
+    FastDropout,
+    ScaledMaskProduct,
+    keep_scale,
+    random_words,
+    uniform16_mask,
+    use_fast_dropout,
+)
 
 
 def test_keep_rate_and_scale_match_dropout():

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
-from tinycnn.graph_step import GraphedStep, graphs_apply
 from tinycnn.models.registry import create_model
 from tinycnn.recipes import load_recipe
-from tinycnn.train import Trainer
+from tinycnn.speed.cuda_graphs import GraphedStep, graphs_apply
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tinycnn.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from tinycnn.errors import TinycnnError
-from tinycnn.idx import encode_idx, parse_idx, read_idx, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

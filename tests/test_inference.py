@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinycnn.fast_dropout import use_fast_dropout
-from tinycnn.inference import ChannelsLastInput, inference_copy
-from tinycnn.loader import NORMALIZATION, BatchLoader, load_splits
+from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
+from tinycnn.engine.evaluate import evaluate
 from tinycnn.models import create_model, list_models
-from tinycnn.train import evaluate
+from tinycnn.speed.fast_dropout import use_fast_dropout
+from tinycnn.speed.inference import ChannelsLastInput, inference_copy
+
 
 def _batchnorms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())

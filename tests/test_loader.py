@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinycnn.data.augment import Augment
+from tinycnn.data.loader import BatchLoader, load_splits
 from tinycnn.errors import TinycnnError
-from tinycnn.loader import Augment, BatchLoader, load_splits
 
 
 def _digits(n=16):

@@ -110,7 +110,7 @@ def test_era_s6_19712_matches_published_table():
         ("ReLU", (32, 5, 5), 0), ("BatchNorm2d", (32, 5, 5), 64), ("Dropout2d", (32, 5, 5), 0),
         ("Conv2d", (10, 5, 5), 320), ("AvgPool2d", (10, 1, 1), 0),
     ]
-    from tinycnn.summary import summarize
+    from tinycnn.models.summary import summarize
 
     rows = summarize(create_model("era-s6-19712")).rows
     assert [(r.type, r.output_shape, r.params) for r in rows[:-1]] == published

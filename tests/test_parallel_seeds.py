@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from tinycnn.cli import main
-from tinycnn.parallel_seeds import plan_processes
-from tinycnn.train import TORCH_DEFAULT_THREADS
+from tinycnn.seeds.parallel import plan_processes
 
 
 def _metrics(run_dir):
@@ -34,7 +33,7 @@ def test_plan_processes():
 
 
 def test_each_seed_is_its_own_run(tmp_path, monkeypatch):
-    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
+    monkeypatch.setattr("tinycnn.device.TORCH_DEFAULT_THREADS", 2)  # a 2-core machine, whatever this one has
     common = ["--subset", "512", "--epochs", "2", "--no-progress"]
     together = tmp_path / "together"
     assert main(["train", *common, "--seeds", "0,1,2", "--parallel", "--out", str(together)]) == 0
@@ -49,7 +48,7 @@ def test_each_seed_is_its_own_run(tmp_path, monkeypatch):
         assert _metrics(together / f"seed-{seed}") == _metrics(alone)
     # A resume trains a lost seed with the saved thread count, not with a new plan.
     shutil.rmtree(together / "seed-2")
-    monkeypatch.setattr("tinycnn.train.TORCH_DEFAULT_THREADS", 4)
+    monkeypatch.setattr("tinycnn.device.TORCH_DEFAULT_THREADS", 4)
     assert main(["train", "--resume", str(together), "--no-progress"]) == 0
     assert _metrics(together / "seed-2") == _metrics(tmp_path / "alone-2")
 

@@ -9,14 +9,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinycnn import plots
+from tinycnn.analysis import plots
+from tinycnn.analysis.report import (
+    FIGURES,
+    compare,
+    confusion,
+    lr_schedule,
+    predict,
+    write_report,
+)
 from tinycnn.cli import main
+from tinycnn.cli.train import train_recipe
 from tinycnn.config import config_from_dict
+from tinycnn.engine.rundir import open_run, read_metrics
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
 from tinycnn.recipes import load_recipe
-from tinycnn.report import FIGURES, compare, confusion, lr_schedule, open_run, predict, write_report
-from tinycnn.session import train_recipe
-from tinycnn.train import Trainer, read_metrics
 
 SIZES = {
     "curves": plots.SIZE_CURVES,
@@ -152,7 +160,7 @@ def test_open_run_without_epochs(tmp_path):
 
 
 def test_time_to_target_row():
-    from tinycnn.report import _held_row
+    from tinycnn.analysis.report import _held_row
 
     def outcome(epoch, seconds, stacked=False):
         return {"target_held_from_epoch": epoch, "seconds_to_target": seconds, "stacked": stacked}

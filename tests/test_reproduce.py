@@ -1,8 +1,8 @@
 import pytest
 
 from tinycnn.cli import main
-from tinycnn.reproduce import CLAIMS, collect, render_markdown
-from tinycnn.session import train_recipe
+from tinycnn.cli.train import train_recipe
+from tinycnn.course.reproduce import CLAIMS, collect, render_markdown
 
 
 def test_table_from_results_and_update(tmp_path, capsys):
@@ -40,10 +40,10 @@ def test_unknown_recipe_with_train(tmp_path, capsys):
 
 
 def test_train_passes_parallel_on(tmp_path, monkeypatch):
-    from tinycnn import session
+    from tinycnn.cli import train as train_command
 
     calls = []
-    monkeypatch.setattr(session, "train_recipe", lambda recipe, overrides, **kw: calls.append((recipe, kw)) or 0)
+    monkeypatch.setattr(train_command, "train_recipe", lambda recipe, overrides, **kw: calls.append((recipe, kw)) or 0)
     main(["reproduce", "--train", "--parallel", "--recipes", "era-s7-step6", "--seeds", "0,1", "--results", str(tmp_path)])
     assert calls == [("era-s7-step6", {"seeds": [0, 1], "out": tmp_path / "era-s7-step6", "progress": False, "parallel": True})]
 

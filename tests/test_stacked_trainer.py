@@ -7,14 +7,15 @@ import os
 import pytest
 import torch
 
-from tinycnn.checkpoint import load_checkpoint
 from tinycnn.cli import main
+from tinycnn.engine.checkpoint import load_checkpoint
+from tinycnn.engine.rundir import read_metrics, read_run
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
-from tinycnn.fast_dropout import FastDropout
-from tinycnn.multiseed import StackedDropout, StackedRun
 from tinycnn.recipes import load_recipe
-from tinycnn.stacked_trainer import StackedTrainer
-from tinycnn.train import Trainer, read_metrics, read_run
+from tinycnn.seeds.stacked import StackedDropout, StackedRun
+from tinycnn.seeds.stacked_trainer import StackedTrainer
+from tinycnn.speed.fast_dropout import FastDropout
 
 
 def small(**kw):

@@ -2,7 +2,7 @@
 
 import json
 
-from tinycnn.stats import render_summary, summarize_seeds
+from tinycnn.seeds.stats import render_summary, summarize_seeds
 
 FACTS = {"params": 6750, "full_data": True, "has_batchnorm": True, "has_dropout": True, "has_gap": True, "has_linear": False}
 

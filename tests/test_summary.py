@@ -11,7 +11,7 @@ from torch import nn
 
 from tinycnn.cli import main
 from tinycnn.models import create_model, list_models, model_info
-from tinycnn.summary import summarize
+from tinycnn.models.summary import summarize
 
 
 def rf_by_name(summary):

@@ -6,15 +6,16 @@ import pickle
 import pytest
 import torch
 
-from tinycnn.check import evaluate_spec, load_spec
-from tinycnn.checkpoint import load_checkpoint
 from tinycnn.cli import main
+from tinycnn.cli.args import parse_seeds
 from tinycnn.config import config_from_dict
+from tinycnn.engine.checkpoint import load_checkpoint
+from tinycnn.engine.rundir import read_config, read_metrics, read_run
+from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
 from tinycnn.models import create_model
 from tinycnn.recipes import list_recipes, load_recipe
-from tinycnn.session import parse_seeds
-from tinycnn.train import Trainer, read_config, read_metrics, read_run
+from tinycnn.specs import evaluate_spec, load_spec
 
 
 def small(**kw):
@@ -291,7 +292,8 @@ def test_config_round_trip():
     from tinycnn.config import read_toml, to_toml
 
     config = load_recipe("era-s7-step5")
-    import tempfile, pathlib
+    import pathlib
+    import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         p = pathlib.Path(d) / "c.toml"

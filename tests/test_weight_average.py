@@ -6,13 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from tinycnn.checkpoint import load_checkpoint
 from tinycnn.cli import main
+from tinycnn.engine.checkpoint import load_checkpoint
+from tinycnn.engine.rundir import read_metrics
+from tinycnn.engine.trainer import Trainer
+from tinycnn.engine.weight_average import WeightAverage, warmed_decay
 from tinycnn.errors import TinycnnError
 from tinycnn.recipes import load_recipe
-from tinycnn.stacked_trainer import StackedTrainer
-from tinycnn.train import Trainer, read_metrics
-from tinycnn.weight_average import WeightAverage, warmed_decay
+from tinycnn.seeds.stacked_trainer import StackedTrainer
 
 
 def small(**kw):
@@ -89,8 +90,8 @@ def test_a_run_with_the_average_trains_the_same_weights_and_keeps_the_average(tm
 
 
 def test_the_report_predicts_with_the_average_and_plots_both_curves(tmp_path, monkeypatch):
-    import tinycnn.plots as plots
-    from tinycnn.report import predict, write_report
+    import tinycnn.analysis.plots as plots
+    from tinycnn.analysis.report import predict, write_report
 
     run = tmp_path / "averaged"
     Trainer(small(ema=0.9), run, progress=False, log=_quiet).fit()

@@ -6,7 +6,13 @@
 Importing this package registers every model.
 """
 
-from tinycnn.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 from tinycnn.models import era, tiny  # noqa: F401  (registers the models)
+from tinycnn.models.registry import (
+    ModelInfo,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
 
 __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]

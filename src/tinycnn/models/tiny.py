@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tinycnn.models.era import cbr, conv, seq
+from tinycnn.models.layers import cbr, conv, seq
 from tinycnn.models.registry import register_model
 
 ORIGIN = "tinycnn (our design; below 99.4% with the default recipe, see README)"

@@ -1,0 +1,30 @@
+"""`tinycnn summary NAME`: the layer table of one registered model.
+
+    tinycnn summary era-s7-6750
+    tinycnn summary era-s6-19712 --dropout 0.05
+"""
+
+HELP = "layer table of a model: output shapes, parameters, receptive field, jump, multiply-adds"
+
+
+def add_arguments(parser):
+    parser.add_argument("name", help="registered model name (see `tinycnn models`)")
+    parser.add_argument(
+        "--dropout", type=float, default=None, help="dropout rate override (default: the model's own)"
+    )
+
+
+def run(args):
+    from tinycnn.models import create_model, model_info
+    from tinycnn.models.summary import summarize
+
+    info = model_info(args.name)
+    model = create_model(args.name, dropout=args.dropout)
+    print(summarize(model).render(title=args.name))
+    print(f"origin            {info.origin}" + (f", {info.link}" if info.link else ""))
+    if info.n_logits != 10:
+        print(
+            f"note              {info.n_logits} outputs, as the source ran it: cross-entropy "
+            f"and argmax over all {info.n_logits}, labels 0-9 use the first ten"
+        )
+    return 0

@@ -1,1 +1,0 @@
-"""One module per `tinycnn` subcommand: HELP, add_arguments(parser), run(args) -> int."""
