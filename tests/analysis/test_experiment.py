@@ -20,7 +20,7 @@ from tinycnn.cli import main
 from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TWO_STEPS = """
 name = "tiny"
