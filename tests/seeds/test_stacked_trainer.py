@@ -13,9 +13,8 @@ from tinycnn.engine.rundir import read_metrics, read_run
 from tinycnn.engine.trainer import Trainer
 from tinycnn.errors import TinycnnError
 from tinycnn.recipes import load_recipe
-from tinycnn.seeds.stacked import StackedDropout, StackedRun
+from tinycnn.seeds.stacked import StackedRun
 from tinycnn.seeds.stacked_trainer import StackedTrainer
-from tinycnn.speed.fast_dropout import FastDropout
 
 
 def small(**kw):
@@ -38,7 +37,8 @@ def test_stacked_seeds_write_the_runs_of_separate_seeds(tmp_path, capsys):
     # thread count of a separate run moves its weights by 1e-2 (ties in max-pool windows of
     # the flat background break the other way), which would hide what this test looks for.
     args = ["train", "--subset", "128", "--epochs", "2", "--batch-size", "64", "--val-size", "200", "--threads", "1",
-            "--scheduler", "none", "--lr", "0.01", "--seeds", "0,1", "--no-progress", "--no-amp"]  # fp32 on any machine
+            "--scheduler", "none", "--lr", "0.01", "--seeds", "0,1", "--no-progress", "--no-amp",  # fp32 on any machine
+            "--dropout", "0"]  # stacked seeds draw their masks together, not as separate runs do
     assert main([*args, "--stack", "--out", str(stacked)]) == 0
     out = capsys.readouterr().out
     assert "seeds 0, 1 stacked in one network" in out and "of 2 seeds meet era-s7" in out
@@ -97,8 +97,8 @@ def test_interrupted_stacked_run_resumes_exactly(tmp_path):
 
 
 def test_a_seed_of_a_stacked_run_continues_alone_from_its_last_pt(tmp_path):
-    """Each seed's last.pt is a Trainer checkpoint: weights, optimizer state, dropout generator."""
-    config = small(epochs=2)
+    """Each seed's last.pt is a Trainer checkpoint: weights and optimizer state."""
+    config = small(epochs=2, dropout=0.0)  # the masks of stacked seeds are not a separate run's
     whole = StackedTrainer(config, [3, 5], tmp_path / "whole", progress=False, log=_quiet)
     whole.fit()
     cut = StackedTrainer(config, [3, 5], tmp_path / "cut", progress=False, log=_quiet)
@@ -148,56 +148,20 @@ def test_a_stacked_run_never_overwrites_trained_seeds(tmp_path):
     assert (tmp_path / "r" / "seed-0" / "last.pt").read_bytes() == before
 
 
-@pytest.mark.parametrize("layer", [FastDropout(0.3), torch.nn.Dropout(0.3), torch.nn.Dropout2d(0.3)])
-def test_shared_masks_keep_each_seeds_distribution(layer):
-    """On a GPU the seeds' masks come from one default generator: per seed, the same keep
-    rate and scale as the layer alone, and other masks for other seeds."""
-    torch.manual_seed(0)
-    dropout = StackedDropout(layer, None, 2)
-    y = dropout(torch.ones(256, 2 * 8, 12, 12))
-    for seed in (0, 1):
-        part = y[:, seed * 8:(seed + 1) * 8]
-        assert (part == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
-        assert part.mean().item() == pytest.approx(1.0, abs=0.03)
-    assert not torch.equal(y[:, :8] == 0, y[:, 8:] == 0)
-    assert torch.equal(dropout.eval()(torch.ones(2, 16, 3, 3)), torch.ones(2, 16, 3, 3))
-
-
-def test_shared_masks_resume_exactly():
+def test_a_stacked_run_resumes_exactly_from_its_state():
     config = small(epochs=2, deterministic=True)
-    first = StackedRun(config, [0, 1], shared_masks=True)
+    first = StackedRun(config, [0, 1])
     first.epoch(0)
     saved = copy.deepcopy(first.resume_state())
     expected = first.epoch(1)["train_loss"]
-    second = StackedRun(config, [0, 1], shared_masks=True)
+    second = StackedRun(config, [0, 1])
     second.load_resume_state(saved)
     assert second.epoch(1)["train_loss"] == expected
 
 
-@pytest.mark.parametrize("shared", [False, True])
-@pytest.mark.parametrize("layer", [FastDropout(0.3), torch.nn.Dropout(0.3), torch.nn.Dropout2d(0.3)])
-def test_stacked_dropout_traces_with_a_symbolic_batch_size(layer, shared):
-    """torch.compile treats the batch size as symbolic once an epoch's last, smaller batch
-    comes; the masks must trace there too, and draw what eager mode draws."""
-    generators = None if shared else [torch.Generator().manual_seed(s) for s in range(2)]
-    dropout = StackedDropout(layer, generators, 2)
-    traced = torch.compile(dropout, backend="eager", dynamic=True)
-    for batch in (64, 32):
-        x = torch.randn(batch, 2 * 4, 6, 6)
-        state = [g.get_state() for g in generators] if generators else torch.get_rng_state()
-        eager = dropout(x)
-        if generators:
-            for g, saved in zip(generators, state):
-                g.set_state(saved)
-        else:
-            torch.set_rng_state(state)
-        assert torch.equal(traced(x), eager)
-
-
 @pytest.mark.skipif(not os.environ.get("TINYCNN_TEST_COMPILE"), reason="compiling takes a minute on 2 cores; set TINYCNN_TEST_COMPILE=1")
-@pytest.mark.parametrize("shared", [False, True])
-def test_compiled_stacked_run_with_a_smaller_last_batch(shared):
+def test_compiled_stacked_run_with_a_smaller_last_batch():
     config = small(subset=160, epochs=1, scheduler="none", lr=0.01)  # batches of 64, 64, 32
-    eager = StackedRun(config, [0, 1], shared_masks=shared).epoch(0)
-    compiled = StackedRun(load_recipe("default", **{**config.to_dict(), "compile": True}), [0, 1], shared_masks=shared).epoch(0)
+    eager = StackedRun(config, [0, 1]).epoch(0)
+    compiled = StackedRun(load_recipe("default", **{**config.to_dict(), "compile": True}), [0, 1]).epoch(0)
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], abs=1e-4)

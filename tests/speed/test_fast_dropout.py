@@ -167,3 +167,16 @@ def test_torch_compile_traces_a_model_with_fast_dropout_as_one_graph():
     torch._dynamo.reset()
     explained = torch._dynamo.explain(model)(torch.randn(4, 1, 28, 28))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+@pytest.mark.parametrize("layer", [FastDropout(0.3), torch.nn.Dropout2d(0.3)])
+def test_dropout_traces_with_a_symbolic_batch_size(layer):
+    """torch.compile treats the batch size as symbolic once an epoch's last, smaller batch
+    comes; the masks must trace there too, and draw what eager mode draws."""
+    traced = torch.compile(layer, backend="eager", dynamic=True)
+    for batch in (64, 32):
+        x = torch.randn(batch, 8, 6, 6)
+        state = torch.get_rng_state()
+        eager = layer(x)
+        torch.set_rng_state(state)
+        assert torch.equal(traced(x), eager)

@@ -42,18 +42,16 @@ class TrainStep:
     (x, y), it returns (loss, logits), detached; valid until the next call.
 
     `loss_fn(logits, y)` is the loss to report, a scalar or one per seed (their sum is what
-    is differentiated). `graphs_allowed=False` where a step draws from generators a graph
-    cannot carry."""
+    is differentiated)."""
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], graphs_allowed: bool = True):
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
         if AUTO in (config.compile, config.amp):  # a run decides these once and records them (speed/auto_settings.py)
             raise TinycnnError('TrainStep needs compile and amp decided: pass the config through resolve_auto first')
         self.model = compile_model(model, device) if config.compile else model
         self.params = list(model.parameters())
         self.device, self.amp, self.loss_fn = device, config.amp, loss_fn
-        graphed = graphs_apply(config, device) and graphs_allowed
-        self.graphed = GraphedStep(self._forward_backward, self.params) if graphed else None
+        self.graphed = GraphedStep(self._forward_backward, self.params) if graphs_apply(config, device) else None
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.graphed is not None:

@@ -8,15 +8,15 @@
 Seed s owns channel group s of every layer: a Conv2d becomes one grouped convolution
 (groups multiplied by S), a BatchNorm has S times the channels (statistics are per channel,
 so each seed's are exactly its own), a Linear becomes a batched matrix product, and
-element-wise or per-channel layers (ReLU, pooling, Flatten) are shared as they are. Each
-seed's images go in its own input channel, so every seed keeps its own batch order and
-augmentation. Dropout draws each seed's mask from that seed's own generator, with the
-shapes and calls of a separate run, so that a stacked run and S separate runs draw the same
-masks. The optimiser works element by element (SGD, Adam), so one optimiser over the
-stacked parameters is S optimisers.
+element-wise or per-channel layers (ReLU, pooling, Flatten, dropout) are shared as they
+are. Each seed's images go in its own input channel, so every seed keeps its own batch order
+and augmentation. Dropout draws one mask over all seeds from torch's generator: each seed's
+mask has a separate run's distribution (not its values), and a whole step stays one CUDA
+graph. The optimiser works element by element (SGD, Adam), so one optimiser over the stacked
+parameters is S optimisers.
 
-Equivalence with separate runs is checked in tests/test_bench.py; the speed is in
-docs/benchmarks.md.
+Equivalence with separate runs is checked in tests/seeds/test_stacked.py; the speed is in
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,18 +31,16 @@ from tinycnn.engine.epoch_loop import EpochSums, run_batches
 from tinycnn.engine.weight_average import WeightAverage
 from tinycnn.errors import TinycnnError
 from tinycnn.speed.auto_settings import resolve_auto
-from tinycnn.speed.fast_dropout import (
-    FastDropout,
-    keep_scale,
-    lays_out_channels_last,
-    uniform16_mask,
-)
+from tinycnn.speed.fast_dropout import FastDropout
 
 # Layers that act on each channel (or element) alone: shared as they are.
 PER_CHANNEL = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
-    nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
+    nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d,
 )
+# Dropout keeps each element (or channel) independently: one mask over all seeds gives each
+# seed a mask of its own distribution.
+DROPOUT = (FastDropout, nn.Dropout, nn.Dropout2d)
 
 
 class StackedLinear(nn.Module):
@@ -64,46 +62,7 @@ class StackedLinear(nn.Module):
         return y.transpose(0, 1).reshape(b, self.s * self.out_features)
 
 
-class StackedDropout(nn.Module):
-    """Dropout (element-wise or whole channels) of S stacked seeds.
-
-    With one generator per seed, seed s's mask is drawn from generators[s] with the shape
-    and the call of the layer it replaces (FastDropout, nn.Dropout or nn.Dropout2d), so it
-    is the mask a separate run with that seed's generator state would draw. With
-    generators=None, one mask for all seeds comes from torch's default generator: every
-    element (or channel) is still kept independently with the same probability, so each
-    seed's masks have the distribution of a separate run's, but not its values."""
-
-    def __init__(self, layer: nn.Module, generators: list[torch.Generator] | None, seeds: int):
-        super().__init__()
-        self.p, self.generators, self.seeds = layer.p, generators, seeds
-        self.kind = "fast" if isinstance(layer, FastDropout) else "2d" if isinstance(layer, nn.Dropout2d) else "plain"
-
-    def _mask(self, shape, like: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-        keep = 1.0 - self.p
-        if self.kind == "fast":
-            mask = uniform16_mask(shape, keep, like.device, g, channels_last=lays_out_channels_last(like))
-            return mask.to(like.dtype) * keep_scale(keep)
-        if self.kind == "2d":
-            shape = (shape[0], shape[1]) + (1,) * (len(shape) - 2)
-            return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep, generator=g).div_(keep)
-        # torch draws into empty_like(input): in the input's memory order.
-        nhwc = like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last)
-        fmt = torch.channels_last if nhwc else torch.contiguous_format
-        noise = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
-        return noise.bernoulli_(keep, generator=g).div_(keep)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        if self.generators is None:
-            return x * self._mask(x.shape, x, None)
-        shape = (x.shape[0], x.shape[1] // self.seeds, *x.shape[2:])
-        mask = torch.cat([self._mask(shape, x, g) for g in self.generators], dim=1)
-        return x * mask
-
-
-def _stack_leaf(layers: list[nn.Module], generators: list | None) -> nn.Module:
+def _stack_leaf(layers: list[nn.Module]) -> nn.Module:
     first, s = layers[0], len(layers)
     if type(first) is nn.Conv2d:
         if first.padding_mode != "zeros":
@@ -131,42 +90,31 @@ def _stack_leaf(layers: list[nn.Module], generators: list | None) -> nn.Module:
         if first.start_dim != 1 or first.end_dim != -1:
             raise TinycnnError(f"cannot stack {first}: only Flatten(1, -1)")
         return copy.deepcopy(first)
-    if type(first) in (FastDropout, nn.Dropout, nn.Dropout2d):
-        return StackedDropout(first, generators, s)
-    if isinstance(first, PER_CHANNEL):
+    if isinstance(first, PER_CHANNEL) or type(first) in DROPOUT:
         return copy.deepcopy(first)
     raise TinycnnError(f"cannot train seeds stacked: no stacked form of {type(first).__name__}")
 
 
-def stack_models(models: list[nn.Module], generators: list[torch.Generator] | None = None, *, shared_masks: bool = False) -> nn.Module:
-    """One network holding the S models (same architecture) as channel groups.
-
-    generators[s] draws seed s's dropout masks (default: fresh generators seeded 0..S-1);
-    shared_masks=True draws them all from torch's default generator instead (StackedDropout).
-    The module names are those of the models, so state-dict keys match theirs."""
+def stack_models(models: list[nn.Module]) -> nn.Module:
+    """One network holding the S models (same architecture) as channel groups. The module
+    names are those of the models, so state-dict keys match theirs."""
     if not models:
         raise TinycnnError("nothing to stack")
-    if shared_masks:
-        return _stack(models, None)
-    if generators is None:
-        generators = [torch.Generator().manual_seed(s) for s in range(len(models))]
-    if len(generators) != len(models):
-        raise TinycnnError("one generator per model is needed")
-    return _stack(models, generators)
+    return _stack(models)
 
 
-def _stack(models: list[nn.Module], generators: list | None) -> nn.Module:
+def _stack(models: list[nn.Module]) -> nn.Module:
     first = models[0]
     children = [dict(m.named_children()) for m in models]
     if not children[0]:
-        return _stack_leaf(models, generators)
+        return _stack_leaf(models)
     if type(first) is not nn.Sequential:
         raise TinycnnError(f"cannot train seeds stacked: {type(first).__name__} is not an nn.Sequential of layers")
     if any(c.keys() != children[0].keys() for c in children):
         raise TinycnnError("stacked models must have the same architecture")
     out = nn.Sequential()
     for name in children[0]:
-        out.add_module(name, _stack([c[name] for c in children], generators))
+        out.add_module(name, _stack([c[name] for c in children]))
     out.train(first.training)
     return out
 
@@ -210,14 +158,13 @@ def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, s: int, label_smoothing
 class StackedRun:
     """S seeds of one TrainConfig trained together, set up as S Trainers would be.
 
-    Seed s's model is built after torch.manual_seed(s), as Trainer does, and its dropout
-    generator continues from there; its batches come from its own BatchLoader (order and
-    augmentation seeded by (s, epoch)). `epoch(e)` runs the Trainer's step on the stacked
+    Seed s's model is built after torch.manual_seed(s), as Trainer does; its batches come
+    from its own BatchLoader (order and augmentation seeded by (s, epoch)). `epoch(e)` runs the Trainer's step on the stacked
     network; `evaluate(loader)` scores every seed on one split; `state(i)` is seed i's
     model state dict in the original layout. The files of a run are stacked_trainer.py's.
     """
 
-    def __init__(self, config, seeds: list[int], shared_masks: bool | None = None):
+    def __init__(self, config, seeds: list[int]):
         from tinycnn.data.augment import build_augment
         from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
         from tinycnn.device import (
@@ -243,38 +190,19 @@ class StackedRun:
         augment = build_augment(c)
         self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, mean=mean, std=std) for name in ("val", "test") if name in splits}
-        # On the CPU each seed draws its dropout masks from its own generator, continuing from
-        # its initialisation: the masks of a separate run. On a GPU the masks of all seeds come
-        # from the device's default generator, the one whose state torch.compile carries
-        # through CUDA graphs; a compiled GPU run draws its masks with inductor's own code, so
-        # even a separate run's masks differ from eager mode's there: what stays is the
-        # distribution, which shared masks have too.
-        self.shared_masks = self.device.type != "cpu" if shared_masks is None else shared_masks
-        models, generators = [], []
+        models = []
         for s in seeds:
             torch.manual_seed(s)
             model = build_model(c)
             if c.fast_dropout:
                 use_fast_dropout(model)
             models.append(model.to(self.device))
-            if not self.shared_masks:
-                g = torch.Generator(device=self.device)
-                if self.device.type == "cpu":
-                    g.set_state(torch.get_rng_state())
-                else:  # the device's generator, as torch.manual_seed(s) left it
-                    g.manual_seed(s)
-                generators.append(g)
         self.facts = model_facts(models[0])
-        self.generators = generators
-        self.model = stack_models(models, generators, shared_masks=self.shared_masks)
+        self.model = stack_models(models)
         if c.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.average = WeightAverage(self.model, c.ema) if c.ema else None  # element-wise: each seed's own average
-        # Whole steps as CUDA graphs need every random draw from the device's default generator.
-        self.step = TrainStep(
-            self.model, c, self.device, lambda logits, y: per_seed_loss(logits, y, len(seeds), c.label_smoothing),
-            graphs_allowed=self.shared_masks,
-        )
+        self.step = TrainStep(self.model, c, self.device, lambda logits, y: per_seed_loss(logits, y, len(seeds), c.label_smoothing))
         self.optimizer = build_optimizer(c, self.model)
         self.scheduler, self.per_batch = build_scheduler(c, self.optimizer, len(self.loaders[0]))
 
@@ -387,7 +315,6 @@ class StackedRun:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "average": self.average.state_dict() if self.average is not None else None,
-            "generators": [g.get_state() for g in self.generators],
             "rng_cpu": torch.get_rng_state(),
             **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
         }
@@ -399,8 +326,6 @@ class StackedRun:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
-        for g, saved in zip(self.generators, state["generators"]):
-            g.set_state(saved.cpu())
         torch.set_rng_state(state["rng_cpu"].cpu())
         if "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)

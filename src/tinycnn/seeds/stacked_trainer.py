@@ -6,7 +6,7 @@
 for seeds run one after another: ROOT/seed-S/ with config.toml, metrics.jsonl, run.json,
 last.pt and (with a validation split) best.pt, so that `tinycnn check`, `report`, `compare`
 and `eval` read them as any run. Each seed's last.pt is a Trainer checkpoint of that seed
-alone (its weights, its optimizer state, its dropout generator), so a seed can also be
+alone (its weights and its optimizer state), so a seed can also be
 continued by itself with `tinycnn train --resume ROOT/seed-S`.
 
 The resume point of the stacked run is ROOT/stacked.pt, written after the files of every
@@ -50,7 +50,7 @@ class StackedTrainer:
     """Trains `seeds` of one configuration together into root/seed-<s>/ run directories."""
 
     def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, progress: bool | None = None,
-                 log: Callable[[str], None] = print, shared_masks: bool | None = None):
+                 log: Callable[[str], None] = print):
         self.config = resolve_auto(config).validate()
         self.seeds = list(seeds)
         self.root = Path(root)
@@ -58,7 +58,6 @@ class StackedTrainer:
         self.configs = [config_from_dict({**self.config.to_dict(), "seed": s}) for s in self.seeds]
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
-        self.shared_masks = shared_masks  # None: StackedRun's choice for the device
         self._stop_requested = False
 
     @property
@@ -84,9 +83,7 @@ class StackedTrainer:
             "best_val": self.best_val[i],
             "config": self.configs[i].to_dict(),
         }
-        # The generator Trainer's dropout would continue from: this seed's own, or (shared
-        # masks) the default ones.
-        state["rng_cpu"] = torch.get_rng_state() if run.shared_masks else run.generators[i].get_state()
+        state["rng_cpu"] = torch.get_rng_state()  # what a Trainer of this seed alone continues from
         if run.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(run.device)
         return state
@@ -113,7 +110,7 @@ class StackedTrainer:
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
-        self.run = run = StackedRun(c, self.seeds, shared_masks=self.shared_masks)
+        self.run = run = StackedRun(c, self.seeds)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s
