@@ -1,6 +1,6 @@
-"""`tinycnn reproduce`: train the ERA write-ups' systems over seeds into results/, and tabulate them."""
+"""`tinycnn reproduce`: train the ERA write-ups' systems over seeds into results/reproduction/, and tabulate them."""
 
-HELP = "reproduce the ERA write-ups' systems over seeds (results/) and print or update the table"
+HELP = "reproduce the ERA write-ups' systems over seeds (results/reproduction/) and print or update the table"
 
 MARK_BEGIN, MARK_END = "<!-- reproduction-table:begin -->", "<!-- reproduction-table:end -->"
 
@@ -8,7 +8,7 @@ MARK_BEGIN, MARK_END = "<!-- reproduction-table:begin -->", "<!-- reproduction-t
 def add_arguments(parser):
     from tinycnn.course.reproduce import CLAIMS
 
-    parser.add_argument("--results", default="results", help="where each recipe's multi-seed run directory lives")
+    parser.add_argument("--results", default="results/reproduction", help="where each recipe's multi-seed run directory lives")
     parser.add_argument("--train", action="store_true", help="train the missing seeds first (resumes unfinished ones)")
     parser.add_argument("--recipes", default=",".join(CLAIMS), help="comma-separated recipes, with --train")
     parser.add_argument("--seeds", default="0,1,2", help="seeds, with --train")

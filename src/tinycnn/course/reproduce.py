@@ -1,9 +1,9 @@
 """Reproduce the systems of the ERA write-ups over several seeds and tabulate ours beside theirs.
 
-    tinycnn reproduce --train --seeds 0,1,2     # train what is missing into results/, then the table
-    tinycnn reproduce                           # the table alone, from results/*/seed-*/metrics.jsonl
+    tinycnn reproduce --train --seeds 0,1,2     # train what is missing into results/reproduction/, then the table
+    tinycnn reproduce                           # the table alone, from results/reproduction/*/seed-*/metrics.jsonl
 
-Each recipe's runs live in results/<recipe>/ (a multi-seed run directory); the small
+Each recipe's runs live in results/reproduction/<recipe>/ (a multi-seed run directory); the small
 files (config.toml, metrics.jsonl, run.json, summary.json) are kept in git so the table
 can be rebuilt without retraining; checkpoints are not.
 """
