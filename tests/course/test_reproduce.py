@@ -86,15 +86,16 @@ def test_session6_target_is_the_final_epoch_while_the_column_shows_the_last_3(tm
     assert row["passing"] == passing and row["min_last3"] == min(last3)
 
 
-def test_the_readme_table_is_the_one_the_shipped_results_give():
-    """README's reproduction table is rebuilt, cell for cell, from results/reproduction/."""
+@pytest.mark.parametrize("document", ["README.md", "docs/reproduction.md"])
+def test_the_shipped_table_is_the_one_the_shipped_results_give(document):
+    """The reproduction table in README and docs is rebuilt, cell for cell, from results/reproduction/."""
     from pathlib import Path
 
     from tinycnn.cli.reproduce import MARK_BEGIN, MARK_END
 
     repo = Path(__file__).resolve().parents[2]
-    readme = (repo / "README.md").read_text()
-    shipped = readme.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0].strip()
+    text = (repo / document).read_text()
+    shipped = text.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0].strip()
     rows = collect(repo / "results" / "reproduction")
     assert len(rows) == len(CLAIMS)
     assert render_markdown(rows).strip() == shipped
