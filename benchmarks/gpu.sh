@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU rows of docs/benchmarks.md, in one go, on a machine with a CUDA GPU.
+# The GPU rows of docs/performance.md, in one go, on a machine with a CUDA GPU.
 #
 #   bash benchmarks/gpu.sh STAGE... [--out DIR]
 #

@@ -51,7 +51,7 @@ def build(model_name: str, seeds: int, channels_last: bool, seed: int = 0):
             m = create_model(model_name)
             use_fast_dropout(m)
             models.append(m.to(DEV))
-        model = stack_models(models, None, shared_masks=True)
+        model = stack_models(models)
     else:
         torch.manual_seed(seed)
         model = create_model(model_name)

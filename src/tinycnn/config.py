@@ -15,7 +15,7 @@ from typing import Any
 
 from tinycnn.errors import TinycnnError
 
-AUTO = "auto"  # compile and amp: decided for the machine when a run is created (auto_settings.py)
+AUTO = "auto"  # compile and amp: decided for the machine when a run is created (speed/auto_settings.py)
 
 CHOICES = {
     "optimizer": ("sgd", "adam", "adamw"),
@@ -40,7 +40,7 @@ class TrainConfig:
     # How long and how big.
     epochs: int = 15
     batch_size: int = 128
-    eval_batch_size: int = 256  # evaluation only, no effect on results; 256 was 2.4x faster than 2000 on the CPU
+    eval_batch_size: int = 256  # evaluation only, no effect on results; the CPU's fastest (docs/performance.md)
 
     # Optimiser.
     optimizer: str = "sgd"
@@ -49,7 +49,7 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    ema: float = 0.0  # decay of the weight average that is evaluated and kept (weight_average.py); 0: off
+    ema: float = 0.0  # decay of the weight average that is evaluated and kept (engine/weight_average.py); 0: off
 
     # Learning-rate schedule. onecycle is stepped every batch, the others every epoch.
     scheduler: str = "none"
@@ -78,7 +78,7 @@ class TrainConfig:
     amp: bool | str = False  # bf16 autocast; "auto": where the CPU has native bf16
     compile: bool | str = False  # torch.compile; "auto": on the CPU, for runs long enough to win it back
     channels_last: bool = False
-    fast_dropout: bool = True  # cheap dropout masks (fast_dropout.py): same distribution, ~1.6x faster steps on CPU
+    fast_dropout: bool = True  # cheap dropout masks (speed/fast_dropout.py): same distribution, faster steps
     deterministic: bool = False  # deterministic algorithms; exact resume on the CPU
     cuda_graphs: bool = True  # on a GPU: each step's forward and backward replayed as one CUDA graph (graph_step.py)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the physical cores)

@@ -40,11 +40,11 @@ DEFAULTS = dict(model="era-s7-8172", batch_size=128, rotation=15.0, images=10_24
 
 # B's settings per device type, on top of the TrainConfig defaults (which already hold the
 # levers that won without changing results: fast dropout, and on the CPU, the thread count):
-# the levers of docs/benchmarks.md that win and keep results equivalent. Augmentation is
+# the levers of docs/performance.md that win and keep results equivalent. Augmentation is
 # nearest-neighbour on both sides, as RandomRotation's. bf16 (amp) changes the arithmetic and
 # is left out. On CUDA, torch.compile inside the CUDA graph of each step (cuda_graphs, a
-# TrainConfig default) was the fastest step measured on an H100 (docs/benchmarks.md "GPU");
-# channels_last made no difference there for one network and stays as it was measured.
+# TrainConfig default) was the fastest step there; channels_last made no difference for one
+# network and stays as it was measured (docs/performance.md, "GPU").
 BEST = {
     "cpu": {"interpolation": "nearest", "compile": True},
     "cuda": {"interpolation": "nearest", "compile": True, "channels_last": True},

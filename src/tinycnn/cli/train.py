@@ -19,7 +19,7 @@ def add_arguments(parser):
     parser.add_argument("--model", default=S, help="model name (`tinycnn models`)")
     parser.add_argument("--epochs", type=int, default=S, help="number of epochs")
     parser.add_argument("--batch-size", type=int, default=S, help="training batch size")
-    parser.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch size (no effect on results; 10000 on a GPU: 4x faster)")
+    parser.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch size (no effect on results; on a GPU, 10000 is faster)")
     parser.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=S)
     parser.add_argument("--lr", type=float, default=S, help="learning rate (the base lr for onecycle is max-lr/div-factor)")
     parser.add_argument("--max-lr", type=float, default=S, help="onecycle peak learning rate")
@@ -44,7 +44,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--parallel", action="store_true",
         help="on the CPU, train the --seeds side by side, one process each with its share of the cores "
-             "(two seeds on 2 cores: done 1.3x to 1.4x sooner; each seed's results are those of a run with --threads set to that share)",
+             "(sooner than one after another; each seed's results are those of a run with --threads set to that share)",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=S)
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=S,

@@ -102,8 +102,8 @@ class BatchLoader:
     __iter__ = epoch
 
     def _whole_epoch(self, order, g):
-        # One gather and one augmentation of all images, then views: on a GPU, a batch at a
-        # time costs 0.8 ms of kernel launches (docs/benchmarks.md), a whole epoch 5 ms.
+        # One gather and one augmentation of all images, then views: on a GPU a batch at a
+        # time is mostly kernel launches (docs/performance.md, "GPU").
         images, labels = (self.images, self.labels) if order is None else (self.images[order], self.labels[order])
         x = self.prepare(images, g)
         for b in range(len(self)):

@@ -138,9 +138,9 @@ class Trainer:
         if c.deterministic:
             use_deterministic_algorithms()
         self.device = select_device(c.device)
-        # torch's default (the physical cores) is fastest on a machine of one's own; on a
-        # machine shared with other jobs, --threads 1 can be several times faster
-        # (docs/benchmarks.md). Always set, so a second run in one process starts the same.
+        # torch's default (the physical cores) is fastest on a machine of one's own; on one
+        # shared with other jobs --threads 1 is (docs/performance.md). Always set, so that a
+        # second run in one process starts the same.
         torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         torch.manual_seed(c.seed)
         splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)

@@ -1,12 +1,11 @@
 """Seeds trained side by side on the CPU, each in a process of its own (`tinycnn train --seeds
 0,1 --parallel`, and the steps of `tinycnn experiment --parallel`).
 
-A step of these networks is a few hundred operators of about a millisecond, and with torch's
-2 threads each operator ends by waiting for both: two one-thread `tinycnn train` processes
-trained 1.50x and 1.69x the images per second of one two-thread process on a 2-core CPU
-(docs/benchmarks.md, "Seeds in parallel processes"). Each seed's run is the run `tinycnn
-train --seed S --threads T` makes, value for value, with T the thread count saved with the
-run (seeds.json).
+A step of these networks is a few hundred operators of about a millisecond, and with several
+threads each operator ends by waiting for all of them: processes of one thread each keep
+every core busy (docs/performance.md, "CPU"). Each seed's run is the run `tinycnn train
+--seed S --threads T` makes, value for value, with T the thread count saved with the run
+(seeds.json).
 
 The processes are spawned (fresh interpreters, no forked torch state) and each starts a
 process group of its own, so that a Ctrl-C reaches the parent only, which passes exactly one
@@ -43,9 +42,8 @@ def plan_processes(seeds: int, threads: int, cores: int) -> tuple[int, int]:
 
     Without a thread count the cores are shared out, one thread each when there are at least
     as many seeds as cores. As many processes as the cores hold, except that seeds which do not
-    divide evenly join the others from the start instead of training alone at the end: three
-    seeds on 2 cores all at once finished one epoch each in 57.6 and 54.5 s, two and then one
-    in 67.6 and 74.0 s (docs/benchmarks.md, "Seeds in parallel processes")."""
+    divide evenly join the others from the start instead of training alone at the end, which
+    finishes sooner (docs/performance.md, "CPU")."""
     threads = threads or max(1, cores // max(1, min(seeds, cores)))
     slots = max(1, cores // threads)
     rounds = max(1, seeds // slots)

@@ -4,15 +4,12 @@ A recipe may leave these two to the machine (the default recipe does, and tiny-5
 They are decided once, when a run is created; the run's config.toml records the decision, so
 that a resume, here or elsewhere, continues with the same arithmetic.
 
-On the 2-core CPU of docs/benchmarks.md ("The machine's fastest settings by default"),
-whole runs of the default recipe took 9.3 to 10.7 s an epoch compiled in bf16 and 13.2 to
-14.8 eager in bf16; in fp32, alternating in one series, 12.3 to 12.9 s compiled against
-15.8 to 19.1 eager, and the whole command 1.13x faster compiled even with a first compile
-of about 35 s (1.26x and 1.43x with inductor's cache warm). So:
+The rules follow whole runs of the default recipe timed on 2-core CPUs with and without
+native bf16 (docs/performance.md):
 - amp (bf16 autocast): on a CPU that multiplies bf16 natively (AVX-512 BF16 or AMX). bf16
-  left the default recipe's validation accuracy where fp32 has it. Not on a CPU that would
-  emulate it, and not on a GPU, where these networks' steps are chains of small kernels
-  and bf16 did not make them faster.
+  left the recipes' validation accuracy where fp32 has it (docs/models.md). Not on a CPU
+  that would emulate it, and not on a GPU, where these networks' steps are chains of small
+  kernels and bf16 did not make them faster.
 - compile (torch.compile): on the CPU, in bf16 or fp32, for a run of at least
   COMPILE_MIN_STEPS training steps, when a C++ compiler is there. Not on a GPU, where a
   step is already replayed as one CUDA graph and a cold compile took longer than a whole
@@ -30,10 +27,8 @@ from tinycnn.config import AUTO, TrainConfig
 if TYPE_CHECKING:
     import torch
 
-# Four epochs of MNIST at batch 128. Compiled epochs took about 4 s less than eager ones
-# here, in bf16 and in fp32. A warm compile (inductor's on-disk cache holds the kernels:
-# about 2 s) is won back in the first epoch; the first one on a machine (about 35 s) in
-# about eight.
+# Four epochs of MNIST at batch 128: enough for what a compiled epoch saves to pay for a
+# warm compile many times over, and a whole 15-epoch run for a machine's first, cold one.
 COMPILE_MIN_STEPS = 1_850
 MNIST_TRAIN_IMAGES = 60_000  # Fashion-MNIST has as many
 

@@ -1,9 +1,9 @@
 """A training step's forward and backward as one CUDA graph, replayed for every batch.
 
 A step of these networks is about a hundred kernels of a few microseconds each: launched
-one by one from Python the GPU mostly waits for the CPU (docs/benchmarks.md, "GPU": 4.6 ms
-a step eager, 2.1 ms with torch.compile's own CUDA graphs of the model alone, 0.6 ms with
-forward, loss and backward captured together). The optimizer step and the learning-rate
+one by one from Python the GPU mostly waits for the CPU, and one graph for forward, loss
+and backward together is what removes that wait (docs/performance.md, "GPU"). The
+optimizer step and the learning-rate
 schedule stay outside the graph, as eager code: OneCycle changes the momentum as well as
 the rate every step, and a graph would freeze both at their captured values.
 

@@ -1,17 +1,17 @@
-"""Dropout whose mask costs a tenth of torch's on the CPU.
+"""Dropout whose mask is cheap to draw on the CPU.
 
 On the CPU, `aten::bernoulli_` draws one 32-bit number per element through a slow
-generator: for era-s7-8172 at batch 128 it was 35% of the whole training step (torch
-profiler). Here the mask comes from random int64 words viewed as 16-bit integers, four
+generator, a large part of a whole training step of these networks. Here the mask comes
+from random int64 words viewed as 16-bit integers, four
 lanes per word. The keep probability is rounded to a multiple of 1/65536 (0.95 becomes
 0.949997), the same distribution for any purpose.
 
 On the CPU the words come from numpy's SFC64 generator, seeded for each mask with one
-draw from torch's generator (2.1x faster than torch's mt19937), and numpy compares their
-lanes too: the mask enters the step as uint8, in the order in which the step lays out the
-activation (channels-last in a compiled step). torch.compile's CPU kernels compared the
-lanes themselves far more slowly, and read a bool mask slowly: a compiled bf16 step of
-era-s7-8172 is 1.10x to 1.14x faster this way (docs/benchmarks.md). On other devices the
+draw from torch's generator (a faster generator than torch's mt19937), and numpy compares
+their lanes too: the mask enters the step as uint8, in the order in which the step lays out
+the activation (channels-last in a compiled step). torch.compile's CPU kernels compared the
+lanes themselves far more slowly, and read a bool mask slowly (what this gives:
+docs/performance.md). On other devices the
 words come from torch's generator of that device and torch compares them. Either way
 torch's generator is the only state, so seeding, checkpointing and exact resume work as
 before, and an eager and a compiled step draw the same masks. Dropout2d (whole channels)
@@ -122,8 +122,8 @@ def uniform16_mask(shape, keep: float, device, generator: torch.Generator | None
     On the CPU the comparison is made by numpy with the words (sfc64_keep_mask), and the mask
     is uint8, its lanes in channels-last order if 4-d, laid out channels-last if
     `channels_last`: torch.compile's CPU kernels walk convolution outputs in that order, and
-    read such a mask much faster than they compare the lanes themselves or read a bool mask
-    (docs/benchmarks.md). The lanes' order does not depend on the layout, so an eager and a
+    read such a mask much faster than they compare the lanes themselves or read a bool mask.
+    The lanes' order does not depend on the layout, so an eager and a
     compiled step draw the same masks. Elsewhere the mask is bool, torch's comparison of the
     lanes in the shape's order, which the compiled kernels fuse."""
     threshold = lane_threshold(keep)

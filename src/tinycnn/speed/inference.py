@@ -2,11 +2,10 @@
 convolution folded into that convolution's weights and bias, and on the CPU in channels_last.
 
 In eval mode a BatchNorm is a fixed per-channel scale and shift (its running statistics),
-so folding it changes only float rounding (logits within 1e-5 on the test set) and removes
-one pass over every activation. channels_last makes oneDNN's convolutions faster on the CPU;
-its precision problem (docs/benchmarks.md) is training-mode BatchNorm's batch statistics,
-which evaluation does not compute. Together they made evaluating the test set 1.5x to 3x
-faster on the CPU, depending on the model (docs/benchmarks.md, "One lever at a time").
+so folding it changes only float rounding and removes one pass over every activation.
+channels_last makes oneDNN's convolutions faster on the CPU; its precision problem is
+training-mode BatchNorm's batch statistics, which evaluation does not compute. What the two
+give: docs/performance.md.
 """
 
 from __future__ import annotations
