@@ -93,3 +93,45 @@ def test_non_finite_loss_after_a_mid_epoch_resume_names_that_batch_and_its_lr(tm
 
 
 # ---------------------------------------------------------------- checkpoints
+
+
+class TwoConv(torch.nn.Module):
+    """A network of the user's, not in the zoo."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Dropout(0.1),
+            torch.nn.Conv2d(4, 10, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        )
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def _fit(tmp_path, name, model, **kw):
+    config = small(epochs=1, subset=256, amp=False, compile=False, **kw)
+    return Trainer(config, tmp_path / name, model=model, progress=False, log=lambda m: None).fit()
+
+
+def test_the_trainer_takes_a_class_or_factory_built_after_the_seed(tmp_path):
+    a = _fit(tmp_path, "class", TwoConv)
+    b = _fit(tmp_path, "factory", lambda: TwoConv())
+    assert read_run(tmp_path / "class")["params"] == sum(p.numel() for p in TwoConv().parameters())
+    assert [m["train_loss"] for m in a.metrics] == [m["train_loss"] for m in b.metrics]  # same seed, same start
+    c = _fit(tmp_path, "seed-1", TwoConv, seed=1)
+    assert c.metrics[0]["train_loss"] != a.metrics[0]["train_loss"]
+
+
+def test_the_trainer_takes_an_instance_and_trains_it(tmp_path):
+    net = TwoConv()
+    before = net.features[0].weight.detach().clone()
+    _fit(tmp_path, "instance", net)
+    assert not torch.equal(net.features[0].weight.detach(), before)  # the user's network, trained
+    saved = _weights(tmp_path / "instance" / "last.pt")
+    torch.testing.assert_close(saved["features.0.weight"], net.features[0].weight.detach())
+
+
+def test_a_factory_that_returns_no_module_is_one_line(tmp_path):
+    with pytest.raises(TinycnnError, match="returned int, not an nn.Module"):
+        _fit(tmp_path, "bad", lambda: 3)
