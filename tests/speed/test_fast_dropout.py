@@ -180,3 +180,38 @@ def test_dropout_traces_with_a_symbolic_batch_size(layer):
         eager = layer(x)
         torch.set_rng_state(state)
         assert torch.equal(traced(x), eager)
+
+
+class UsersNet(nn.Module):
+    """Dropout where users put it: an attribute of a custom module, in place, on a 3-d and a
+    2-d tensor, next to a functional dropout and a Dropout2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.drop2d = nn.Dropout2d(0.2)
+        self.drop_seq = nn.Dropout(0.3, inplace=True)
+        self.fc = nn.Linear(4 * 26, 10)
+        self.drop_fc = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = self.drop2d(torch.relu(self.conv(x)))  # (N, 4, 26, 26)
+        x = self.drop_seq(x.mean(3))  # (N, 4, 26)
+        x = torch.nn.functional.dropout(x.flatten(1), 0.1, self.training)
+        return self.fc(self.drop_fc(x))
+
+
+def test_any_network_keeps_its_weights_and_its_dropout_rates_when_swapped():
+    net = UsersNet()
+    keys = net.state_dict().keys()
+    assert use_fast_dropout(net) == 2  # nn.Dropout only: Dropout2d and F.dropout are left alone
+    assert net.state_dict().keys() == keys
+    assert isinstance(net.drop_seq, FastDropout) and net.drop_seq.p == 0.3 and type(net.drop2d) is nn.Dropout2d
+    torch.manual_seed(4)
+    ones = torch.ones(2000, 4, 26)
+    assert (net.drop_seq(ones.clone()) == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+    assert (net.drop_fc(torch.ones(2000, 104)) == 0).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    x = torch.randn(8, 1, 28, 28)
+    assert net.train()(x).shape == (8, 10)
+    net.eval()
+    assert torch.equal(net(x), net(x))
