@@ -162,6 +162,16 @@ def config_from_dict(values: dict[str, Any], where: str = "recipe") -> TrainConf
     return TrainConfig(**{k: _coerce(k, v, where) for k, v in values.items()})
 
 
+def anchor_model_file(model: str, base: Path) -> str:
+    """`model` with the file of a `path/to/file.py:Name` spec made absolute against `base` (the
+    directory of the recipe or experiment file that names it); anything else as it is."""
+    where, sep, name = model.rpartition(":")
+    if not sep or not (where.endswith(".py") or "/" in where or "\\" in where):
+        return model
+    path = Path(where).expanduser()
+    return model if path.is_absolute() else f"{(base / path).resolve()}:{name}"
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:

@@ -123,3 +123,24 @@ def test_evaluate_matches_the_model_in_eval_mode_on_real_mnist():
             correct += int((logits.argmax(1) == y).sum())
     assert got["correct"] == correct and got["n"] == 1000
     assert got["loss"] == pytest.approx(loss / 1000, rel=1e-5)
+
+
+def test_a_course_style_network_is_evaluated_as_it_computes():
+    """BatchNorm after ReLU, log_softmax with an implicit dim, x.view(-1, 10): the copy gives
+    the network's own outputs."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "course_net.py"
+    spec = importlib.util.spec_from_file_location("course_net_inference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    net = module.Net().eval()
+    for m in net.modules():  # statistics that are not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(32, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(inference_copy(net, x)(x), net(x), rtol=1e-4, atol=1e-5)

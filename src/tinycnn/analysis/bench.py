@@ -98,7 +98,7 @@ class SeedPipeline:
             raise TinycnnError("the seed pipeline needs torchvision: pip install 'tinycnn[bench]'") from None
         from tinycnn.data import datasets as data
         from tinycnn.device import TORCH_DEFAULT_THREADS
-        from tinycnn.models import create_model
+        from tinycnn.models.build import build_model
 
         data.load("mnist", "train")  # fetched and verified into torchvision's layout if missing
         self.name = (
@@ -115,7 +115,7 @@ class SeedPipeline:
         kwargs = dict(num_workers=workers, pin_memory=device.type == "cuda")
         self.loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, **kwargs)
         torch.manual_seed(seed)
-        self.model = create_model(model, **({} if dropout is None else {"dropout": dropout})).to(device)
+        self.model = build_model(TrainConfig(model=model, dropout=dropout)).to(device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
         self.threads = TORCH_DEFAULT_THREADS  # what the notebooks ran with
         self._batches = None

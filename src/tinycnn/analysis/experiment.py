@@ -42,6 +42,7 @@ from tinycnn.atomic import atomic_write_text
 from tinycnn.config import (
     FIELD_TYPES,
     TrainConfig,
+    anchor_model_file,
     config_from_dict,
     read_toml,
     to_toml,
@@ -157,6 +158,8 @@ def load_experiment(path: str | Path, *, subset: int | None = None, epochs: int 
         if not isinstance(overrides, dict):
             raise TinycnnError(f"{where}: overrides should be a table ([step.overrides])")
         _check_keys(overrides, tuple(OVERRIDABLE), f"{where}, overrides")
+        if isinstance(overrides.get("model"), str):  # a network's file is relative to the experiment file
+            overrides = {**overrides, "model": anchor_model_file(overrides["model"], path.parent)}
         recipe = _resolve_recipe(raw["recipe"], path.parent)
         try:
             values = {**recipe_values(recipe), "name": recipe_path(recipe).stem}
@@ -257,6 +260,7 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
     With `parallel` (the CPU only) the seeds of all new steps train side by side, each in a
     process of its own, across steps, as `tinycnn train --parallel` trains a run's seeds."""
     from tinycnn.device import TORCH_DEFAULT_THREADS
+    from tinycnn.engine import provenance
     from tinycnn.seeds import runner
     from tinycnn.seeds.parallel import plan_processes
 
@@ -290,10 +294,14 @@ def run_experiment(exp: Experiment, out: str | Path, *, progress: bool | None = 
                 record = runner.seeds_record(step.seeds, False, processes, step.config.threads or threads)
             else:
                 record = {"seeds": step.seeds, "stacked": runner.choose_stacking(step.config, step.seeds, None, log)}
+            origin = provenance.record(step_dir, step.config.model)  # a network of the user's: where it came from
+            if origin is not None:
+                record["model_source"] = origin
         else:
             _check_stored(step, step_dir)
             # As it was started (a step saved without the key ran its seeds one by one).
             record = {**saved[step.name], "seeds": step.seeds, "stacked": saved[step.name].get("stacked", False)}
+            provenance.config_to_rebuild(step_dir)  # one line if a network's file changed since
         write_json(step_dir / SEEDS_FILE, record)
         verb = "training" if state == "new" else "resuming"
         done[step.name] = "trained" if state == "new" else "resumed"

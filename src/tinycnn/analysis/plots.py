@@ -36,8 +36,17 @@ SIZE_LR_SWEEP = (10, 6)
 TARGET_STYLE = dict(color="tab:red", linestyle="--", linewidth=1.0)
 
 
+class InlineFigure(Figure):
+    """A Figure that Jupyter shows as a PNG when a cell returns it, pyplot or not."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=DPI)
+        return buffer.getvalue()
+
+
 def new_figure(size: tuple[float, float]) -> Figure:
-    fig = Figure(figsize=size, dpi=DPI)
+    fig = InlineFigure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
@@ -76,6 +85,11 @@ def _band(ax, epochs, values: np.ndarray, label: str, color, style="-") -> None:
 
 
 def plot_curves(path, runs: list[list[dict]], *, target: float, title: str) -> Path:
+    """curves_figure, saved as a PNG."""
+    return save(curves_figure(runs, target=target, title=title), path)
+
+
+def curves_figure(runs: list[list[dict]], *, target: float, title: str) -> Figure:
     """The course's 2 x 2 figure: train/test loss (top), train/test accuracy (bottom).
 
     runs: one metrics list (metrics.jsonl rows) per seed. With several seeds each panel
@@ -113,7 +127,7 @@ def plot_curves(path, runs: list[list[dict]], *, target: float, title: str) -> P
     seeds = len(runs)
     fig.suptitle(title + (f": mean over {seeds} seeds, shaded from min to max" if seeds > 1 else ""))
     fig.tight_layout()
-    return save(fig, path)
+    return fig
 
 
 def plot_lr(path, *, schedule: list[float] | None, steps_per_epoch: int, logged: list[dict], title: str) -> Path:

@@ -117,8 +117,9 @@ def schedule_name(c: TrainConfig) -> str:
     }[c.scheduler]
 
 
-def predict(config: TrainConfig, checkpoint: Path, device: str = "cpu") -> dict:
-    """Test-split predictions of the weights in `checkpoint`: images, labels, predicted class, its probability."""
+def predict(config: TrainConfig, checkpoint: Path, device: str = "cpu", build=None) -> dict:
+    """Test-split predictions of the weights in `checkpoint`: images, labels, predicted class,
+    its probability. `build()` makes the network (default: the configuration's)."""
     import torch
 
     from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
@@ -128,7 +129,7 @@ def predict(config: TrainConfig, checkpoint: Path, device: str = "cpu") -> dict:
 
     dev = select_device(device)
     images, labels = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=dev)["test"]
-    model = build_model(config)
+    model = build_model(config) if build is None else build()
     model.load_state_dict(trained_weights(load_checkpoint(checkpoint, map_location="cpu")))
     model.to(dev).eval()
     mean, std = NORMALIZATION[config.dataset]
@@ -168,11 +169,10 @@ def md_table(header: list[str], rows: list[list], right: set[int] = frozenset())
     return "\n".join(lines)
 
 
-def model_table(config: TrainConfig) -> str:
-    from tinycnn.models.build import build_model
+def model_table(model) -> str:
     from tinycnn.models.summary import summarize
 
-    s = summarize(build_model(config))
+    s = summarize(model)
     rows = [
         [r.name, r.type, "x".join(map(str, r.output_shape)), f"{r.params:,}", r.receptive_field, r.jump, f"{r.macs:,}"]
         for r in s.rows
@@ -202,12 +202,17 @@ def _seconds(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f} s"
 
 
-def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str = "cpu", log=print) -> Path:
-    """Write report.md and the figures into `run_dir`; return the report's path."""
+def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str = "cpu", model=None,
+                 log=print) -> Path:
+    """Write report.md and the figures into `run_dir`; return the report's path. A network of
+    the user's is rebuilt from its recorded file, checked unchanged, or from `model` (a
+    `file.py:Name` spec, or the class, function or instance given from Python)."""
     from tinycnn.analysis import plots
+    from tinycnn.engine.provenance import network_builder
 
     view = open_run(run_dir)
     config, out = view.config, view.path
+    _, build = network_builder(out, model)  # before anything is written: one line if the file changed
     spec = load_spec(config.spec)
     k = last_k or spec.get("last_k", 1)
     target = spec["accuracy_at_least"]
@@ -222,7 +227,7 @@ def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str 
     rep_dir = view.seed_dirs[rep]
     predicted = None
     if (rep_dir / "last.pt").exists():
-        p = predict(config, rep_dir / "last.pt", device)
+        p = predict(config, rep_dir / "last.pt", device, build)
         wrong = (p["pred"] != p["labels"]).nonzero()[0]
         worst = wrong[p["confidence"][wrong].argsort()[::-1][:N_WORST]]
         who = f" (seed {view.infos[rep].get('seed')}, median final test accuracy)" if view.multi else ""
@@ -236,7 +241,7 @@ def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str 
         plots.plot_confusion(out / FIGURES["confusion"], matrix, names, per_class, title=f"{config.name}{who}")
         predicted = {"wrong": len(wrong), "n": len(p["labels"]), "acc": 100.0 * (1 - len(wrong) / len(p["labels"])), "matrix": matrix, "per_class": per_class}
 
-    text = _markdown(view, spec, k, target, schedule is not None, predicted, rep)
+    text = _markdown(view, spec, k, target, schedule is not None, predicted, rep, build())
     path = out / "report.md"
     atomic_write_text(path, text)
     log(f"wrote {path} and {', '.join(f for f in FIGURES.values() if (out / f).exists())}")
@@ -256,7 +261,8 @@ def _held_row(outcomes: list[dict]) -> str:
     return f"{len(held)} of {len(outcomes)} seeds: epochs {epochs}; " + fmt_spread(spread([o["seconds_to_target"] for o in held]), 0, " s") + shared
 
 
-def _markdown(view: RunView, spec: dict, k: int, target: float, schedule_ok: bool, predicted: dict | None, rep: int) -> str:
+def _markdown(view: RunView, spec: dict, k: int, target: float, schedule_ok: bool, predicted: dict | None, rep: int,
+              network) -> str:
     config = view.config
     outcomes = [run_outcome(d, spec, k) for d in view.seed_dirs]
     n = len(outcomes)
@@ -343,10 +349,26 @@ def _markdown(view: RunView, spec: dict, k: int, target: float, schedule_ok: boo
             f"![misclassified]({FIGURES['misclassified']})",
             "",
         ]
-    lines += ["## Model", "", model_table(config), ""]
+    lines += ["## Model", "", model_table(network), ""]
+    lines += _model_source(view)
     lines += ["## Recipe", "", f"Recipe `{config.name}`, resolved (this is the run's config.toml):", "", "```toml", to_toml(config.to_dict()).rstrip(), "```", ""]
     lines += ["## Versions and timings", "", _versions(view), ""]
     return "\n".join(lines)
+
+
+def _model_source(view: RunView) -> list[str]:
+    """The copy of a network of the user's that the run keeps (model_source.py), shown whole."""
+    from tinycnn.models.source import COPY_NAME
+
+    copy = next((d / COPY_NAME for d in (view.path, *view.seed_dirs) if (d / COPY_NAME).exists()), None)
+    if copy is None:
+        return []
+    origin = view.infos[0].get("model_source") or {}
+    where = origin.get("file") or origin.get("module") or "Python"
+    sha = f", SHA-256 {origin['sha256']}" if origin.get("sha256") else ""
+    return ["## The network's source", "",
+            f"`{view.config.model}`, from {where}{sha}; the run's copy is `{copy.relative_to(view.path)}`:", "",
+            "```python", copy.read_text(encoding="utf-8", errors="replace").rstrip(), "```", ""]
 
 
 def _versions(view: RunView) -> str:

@@ -19,7 +19,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", default="era-s7-8172", help="model name (`tinycnn models`)")
+    parser.add_argument("--model", default="era-s7-8172", help="a zoo name (`tinycnn models`), or path/to/file.py:Name or package.module:Name")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size, both sides")
     parser.add_argument("--rotation", type=float, default=15.0, help="random rotation, degrees, on both sides")
     parser.add_argument("--images", type=int, default=10_240, help="training images per timed round")
@@ -40,7 +40,9 @@ def add_arguments(parser):
 
 def run(args):
     from tinycnn.analysis import bench
+    from tinycnn.models import source
 
+    args.model = source.resolve(args.model)
     if args.by_shape and not args.profile:
         raise TinycnnError("--by-shape splits the table of --profile: add --profile")
     if args.time_to_accuracy:

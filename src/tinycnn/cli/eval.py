@@ -6,9 +6,12 @@ HELP = "recompute test (and validation) accuracy of a checkpoint or a run's last
 def add_arguments(parser):
     parser.add_argument("target", help="a .pt checkpoint or a run directory (uses its last.pt)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--model", default=None, metavar="FILE.py:NAME",
+                        help="for a network of your own whose recorded file has changed or is gone: the file to rebuild it from")
 
 
 def run(args):
+    import dataclasses
     from pathlib import Path
 
     from tinycnn.config import config_from_dict
@@ -16,12 +19,17 @@ def run(args):
     from tinycnn.device import select_device
     from tinycnn.engine.checkpoint import load_checkpoint, trained_weights
     from tinycnn.engine.evaluate import evaluate
+    from tinycnn.engine.provenance import model_to_build
+    from tinycnn.engine.rundir import read_run
     from tinycnn.models.build import build_model
 
     target = Path(args.target)
     path = target / "last.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"], where=str(path))
+    run_dir = path.parent  # a checkpoint's run: where the network's source is recorded
+    recorded = read_run(run_dir).get("model_source") if (run_dir / "run.json").exists() else None
+    config = dataclasses.replace(config, model=model_to_build(run_dir, recorded, config.model, args.model))
     device = select_device(args.device)
     model = build_model(config).to(device)
     model.load_state_dict(trained_weights(state))

@@ -12,6 +12,7 @@ DESCRIPTION = (
 
 def add_arguments(parser):
     parser.add_argument("--recipe", default="default", help="a recipe name (`tinycnn recipes`) or a .toml file")
+    parser.add_argument("--model", default=None, help="instead of the recipe's: a zoo name, or path/to/file.py:Name or package.module:Name")
     parser.add_argument("--start", type=float, default=1e-5, help="first learning rate")
     parser.add_argument("--end", type=float, default=1.0, help="last learning rate")
     parser.add_argument("--steps", type=int, default=200, help="batches (one learning rate each)")
@@ -33,9 +34,11 @@ def run(args):
     from tinycnn.analysis import plots
     from tinycnn.analysis.lr_find import find_lr, suggest
     from tinycnn.atomic import atomic_write_text
+    from tinycnn.models import source
     from tinycnn.recipes import load_recipe
 
-    config = load_recipe(args.recipe, batch_size=args.batch_size, seed=args.seed, device=args.device, subset=args.subset)
+    model = source.resolve(args.model) if args.model else None
+    config = load_recipe(args.recipe, model=model, batch_size=args.batch_size, seed=args.seed, device=args.device, subset=args.subset)
     t0 = time.perf_counter()
     result = find_lr(config, start=args.start, end=args.end, steps=args.steps, smooth=args.smooth, diverge=args.diverge)
     seconds = time.perf_counter() - t0

@@ -12,6 +12,7 @@ DESCRIPTION = (
 
 def add_arguments(parser):
     parser.add_argument("--recipe", default="default", help="a recipe name (`tinycnn recipes`) or a .toml file")
+    parser.add_argument("--model", default=None, help="instead of the recipe's: a zoo name, or path/to/file.py:Name or package.module:Name")
     parser.add_argument("--lrs", default="0.1,0.2,0.5,0.8,1.0,2.0", help="comma-separated learning rates")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per learning rate")
     parser.add_argument("--subset", type=int, default=None, help="train on the first N images (test on <= N)")
@@ -30,6 +31,7 @@ def run(args):
     from tinycnn.analysis.lr_find import sweep
     from tinycnn.atomic import atomic_write_text
     from tinycnn.errors import TinycnnError
+    from tinycnn.models import source
     from tinycnn.recipes import load_recipe
 
     try:
@@ -38,7 +40,8 @@ def run(args):
         raise TinycnnError(f"--lrs {args.lrs!r}: expected comma-separated numbers, e.g. 0.1,0.2,0.5") from None
     if not lrs or any(not (math.isfinite(lr) and lr > 0) for lr in lrs):
         raise TinycnnError(f"--lrs {args.lrs!r}: every learning rate must be a positive number")
-    config = load_recipe(args.recipe, batch_size=args.batch_size, seed=args.seed, device=args.device, subset=args.subset,
+    model = source.resolve(args.model) if args.model else None
+    config = load_recipe(args.recipe, model=model, batch_size=args.batch_size, seed=args.seed, device=args.device, subset=args.subset,
                          epochs=args.epochs)
     print(f"lr sweep: recipe {config.name}, model {config.model}, {config.optimizer} (momentum {config.momentum:g}), batch {config.batch_size}, "
           f"{config.epochs} epoch(s) per rate, constant rate (scheduler none), same initial weights for every rate")

@@ -14,10 +14,12 @@ def add_arguments(parser):
     parser.add_argument("run_dir", help="a run directory written by tinycnn train (or tinycnn experiment)")
     parser.add_argument("--last", type=int, default=None, help="K for 'each of the last K epochs' (default: the spec's)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where last.pt is evaluated")
+    parser.add_argument("--model", default=None, metavar="FILE.py:NAME",
+                        help="for a network of your own whose recorded file has changed or is gone: the file to rebuild it from")
 
 
 def run(args):
     from tinycnn.analysis.report import write_report
 
-    write_report(args.run_dir, last_k=args.last, device=args.device)
+    write_report(args.run_dir, last_k=args.last, device=args.device, model=args.model)
     return 0

@@ -1,23 +1,28 @@
-"""`tinycnn summary NAME`: the layer table of one registered model.
+"""`tinycnn summary NAME`: the layer table of one model, from the zoo or your own file.
 
     tinycnn summary era-s7-6750
     tinycnn summary era-s6-19712 --dropout 0.05
+    tinycnn summary my_net.py:Net
 """
 
 HELP = "layer table of a model: output shapes, parameters, receptive field, jump, multiply-adds"
 
 
 def add_arguments(parser):
-    parser.add_argument("name", help="registered model name (see `tinycnn models`)")
+    parser.add_argument("name", help="a zoo name (`tinycnn models`), or path/to/file.py:Name or package.module:Name")
     parser.add_argument(
         "--dropout", type=float, default=None, help="dropout rate override (default: the model's own)"
     )
 
 
 def run(args):
-    from tinycnn.models import create_model, model_info
+    from tinycnn.models import create_model, model_info, source
     from tinycnn.models.summary import summarize
 
+    if source.is_spec(args.name):
+        model = source.build(source.parse_spec(args.name), args.dropout)
+        print(summarize(model).render(title=args.name))
+        return 0
     info = model_info(args.name)
     model = create_model(args.name, dropout=args.dropout)
     print(summarize(model).render(title=args.name))

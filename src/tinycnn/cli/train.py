@@ -16,7 +16,8 @@ def add_arguments(parser):
     from tinycnn.cli.args import add_data_arguments
 
     parser.add_argument("--recipe", default="default", help="a recipe name (`tinycnn recipes`) or a .toml file")
-    parser.add_argument("--model", default=S, help="model name (`tinycnn models`)")
+    parser.add_argument("--model", default=S, help="a zoo name (`tinycnn models`), or your own network: path/to/file.py:Name or package.module:Name "
+                                                    "(with --resume: the file to rebuild the run's network from)")
     parser.add_argument("--epochs", type=int, default=S, help="number of epochs")
     parser.add_argument("--batch-size", type=int, default=S, help="training batch size")
     parser.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch size (no effect on results; on a GPU, 10000 is faster)")
@@ -58,7 +59,7 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=S, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--subset", type=int, default=S, help="train on N images (and test on <= N): a smoke run")
     parser.add_argument("--out", default=None, help="run directory (default: runs/<recipe>-<UTC time>)")
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run (other flags are ignored)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run (other flags but --model are ignored)")
     parser.add_argument("--last", type=int, default=None, help="K for 'each of the last K epochs' (default: the spec's)")
     parser.add_argument("--no-progress", action="store_true", help="plain lines instead of progress bars")
     add_data_arguments(parser, dataset_default=S)
@@ -74,7 +75,7 @@ def run(args):
     overrides = {k: v for k, v in vars(args).items() if k in overridable()}
     progress = False if args.no_progress else None
     if args.resume:
-        return resume(Path(args.resume), progress=progress, last_k=args.last)
+        return resume(Path(args.resume), progress=progress, last_k=args.last, model=getattr(args, "model", None))
     from tinycnn.cli.args import parse_seeds
 
     seeds = parse_seeds(args.seeds) if args.seeds else None
@@ -124,13 +125,16 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     from tinycnn.engine.rundir import default_run_dir, holds_run
     from tinycnn.engine.trainer import Trainer
     from tinycnn.errors import TinycnnError
-    from tinycnn.models import model_info
+    from tinycnn.models import source
+    from tinycnn.models.build import check_model_name
     from tinycnn.recipes import load_recipe
     from tinycnn.seeds.runner import check_parallel, run_seeds, start_seeds
     from tinycnn.speed.auto_settings import resolve_auto
 
+    if overrides.get("model"):
+        overrides = {**overrides, "model": source.resolve(overrides["model"])}  # a file relative to here
     config = load_recipe(recipe, **overrides)
-    model_info(config.model)  # an unknown model fails here, before anything is printed or written
+    check_model_name(config.model)  # an unknown model or a file that does not import: one line, before anything is written
     if stack and seeds is None:
         raise TinycnnError("--stack trains several seeds as one network: give them with --seeds, e.g. --seeds 0..7 --stack")
     if parallel:
@@ -152,19 +156,21 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     return 0
 
 
-def resume(run_dir, *, progress=None, last_k=None) -> int:
-    """`tinycnn train --resume`: continue a run where its files say it stopped."""
-    from tinycnn.engine.rundir import is_multi_seed, read_config
+def resume(run_dir, *, progress=None, last_k=None, model: str | None = None) -> int:
+    """`tinycnn train --resume`: continue a run where its files say it stopped; `model` names
+    the file to rebuild a network of the user's from, where the recorded one has changed."""
+    from tinycnn.engine.provenance import config_to_rebuild
+    from tinycnn.engine.rundir import is_multi_seed
     from tinycnn.engine.trainer import Trainer
     from tinycnn.errors import TinycnnError
     from tinycnn.seeds.runner import resume_seeds
 
-    config = read_config(run_dir)
     if is_multi_seed(run_dir):
-        resume_seeds(run_dir, progress=progress, last_k=last_k)
+        resume_seeds(run_dir, progress=progress, last_k=last_k, model=model)
         return 0
     if not (run_dir / "last.pt").exists():
         raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")
+    config = config_to_rebuild(run_dir, model)
     print(f"resuming {run_dir}")
     Trainer(config, run_dir, progress=progress).fit(resume=True)
     verdict(run_dir, config, last_k)

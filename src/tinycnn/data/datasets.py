@@ -37,8 +37,8 @@ from typing import Callable
 import numpy as np
 
 from tinycnn.atomic import atomic_write_bytes, atomic_write_text
-from tinycnn.errors import TinycnnError
 from tinycnn.data.idx import parse_idx
+from tinycnn.errors import TinycnnError
 
 SPLITS = ("train", "test")
 SOURCES = ("cache", "mirror", "pypi", "debian")

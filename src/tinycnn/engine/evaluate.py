@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from tinycnn.data.loader import BatchLoader
 from tinycnn.engine.step import autocast
-from tinycnn.speed.inference import inference_copy
+from tinycnn.speed.inference import inference_copy, quiet_copies
 
 
 @torch.no_grad()
@@ -23,7 +23,7 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader, amp: bool = False, fol
     for x, y in loader.epoch(0):
         if net is None:
             net = inference_copy(model, x) if folded else model
-        with autocast(loader.device, amp):
+        with autocast(loader.device, amp), quiet_copies():
             logits = net(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()

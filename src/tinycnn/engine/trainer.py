@@ -39,6 +39,7 @@ from tinycnn.device import (
     select_device,
     use_deterministic_algorithms,
 )
+from tinycnn.engine import provenance
 from tinycnn.engine.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.engine.epoch_loop import EpochSums, run_batches
 from tinycnn.engine.evaluate import evaluate
@@ -55,6 +56,7 @@ from tinycnn.engine.rundir import (
 from tinycnn.engine.step import TrainStep
 from tinycnn.engine.weight_average import WeightAverage
 from tinycnn.errors import TinycnnError
+from tinycnn.models import source
 from tinycnn.models.build import build_model
 from tinycnn.models.summary import summarize
 from tinycnn.speed.auto_settings import resolve_auto
@@ -119,10 +121,11 @@ class Trainer:
     """Trains one seed of one configuration into one run directory."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, model: ModelSource = None,
-                 progress: bool | None = None, log: Callable[[str], None] = print):
+                 progress: bool | None = None, log: Callable[[str], None] = print, resume_hint: str | None = None):
         self.config = resolve_auto(config).validate()
         self.model_source = model
         self.paths = RunPaths(Path(run_dir))
+        self.resume_hint = resume_hint or f"tinycnn train --resume {run_dir}"
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop_requested = False
@@ -187,16 +190,25 @@ class Trainer:
     def _build_model(self) -> torch.nn.Module:
         """The network to train, built after torch.manual_seed(seed) so that its
         initialisation is the seed's."""
-        source = self.model_source
-        if source is None:
+        given = self.model_source
+        if given is None:
             return build_model(self.config)
-        if isinstance(source, torch.nn.Module):
-            return source
-        model = source()
+        if isinstance(given, torch.nn.Module):
+            return given
+        name = getattr(given, "__name__", repr(given))
+        dropout = self.config.dropout
+        kwargs = {"dropout": dropout} if dropout is not None and source.takes_dropout(given) else {}
+        model = given(**kwargs)
         if not isinstance(model, torch.nn.Module):
-            raise TinycnnError(f"the model factory {getattr(source, '__name__', source)!r} returned "
-                               f"{type(model).__name__}, not an nn.Module")
+            raise TinycnnError(f"the model factory {name!r} returned {type(model).__name__}, not an nn.Module")
+        source.check_output(model, name)
         return model
+
+    def _record_model_source(self) -> None:
+        """A network of the user's: its spec, file and SHA-256 in run.json, a copy of its file."""
+        entry = provenance.record(self.paths.root, self.config.model, self.model_source)
+        if entry is not None:
+            self.run_info["model_source"] = entry
 
     def _write_run(self, **fields) -> None:
         self.run_info.update(fields)
@@ -225,9 +237,12 @@ class Trainer:
                 torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
             metrics = read_metrics(paths.root)[:epochs_done]
             self.run_info = read_run(paths.root)
+            if (self.run_info.get("model_source") or {}).get("spec", c.model) != c.model:  # resumed with --model
+                self._record_model_source()
         else:
             write_config(paths.root, c)
             self.run_info = new_run_info(self.device, c.seed, self.facts)
+            self._record_model_source()
         if epochs_done >= c.epochs:  # run.json keeps saying "finished"
             self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
             return RunResult(paths.root, c, metrics, self.facts, "finished")
@@ -240,7 +255,7 @@ class Trainer:
                 row = self._train_epoch(epoch, partial, on_batch)
                 if row is None:  # stopped mid-epoch: the resume point is saved
                     self._write_run(status="interrupted", epochs_done=epoch)
-                    self.log(f"stopped in epoch {epoch + 1}, batch {self._stopped_at}; resume with: tinycnn train --resume {paths.root}")
+                    self.log(f"stopped in epoch {epoch + 1}, batch {self._stopped_at}; resume with: {self.resume_hint}")
                     raise KeyboardInterrupt
                 eval_start = time.perf_counter()
                 for name, loader in self.eval_loaders.items():
@@ -326,7 +341,7 @@ def stop_on_sigint(trainer):
 def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter, a text bar in a terminal
 
     return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 

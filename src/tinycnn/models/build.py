@@ -1,14 +1,30 @@
-"""The network a run's configuration names, built fresh."""
+"""The network a run's configuration names, built fresh: a zoo name, or a network of the
+user's own from its file (`path/to/file.py:Name`) or module (`package.module:Name`)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from tinycnn.config import TrainConfig
+from tinycnn.models import source
 from tinycnn.models.registry import create_model
 
 
 def build_model(config: TrainConfig) -> nn.Module:
-    """config.model from the registry, with config.dropout where the recipe sets one."""
+    """config.model from the registry or its file, with config.dropout where the recipe sets
+    one (a network of the user's gets it where its class or function takes `dropout`)."""
+    if source.is_spec(config.model):
+        return source.build(source.parse_spec(config.model), config.dropout)
     overrides = {} if config.dropout is None else {"dropout": config.dropout}
     return create_model(config.model, **overrides)
+
+
+def check_model_name(model: str) -> None:
+    """One line now for a model that cannot be built later: an unknown zoo name, a missing
+    file, a file that does not import, a name not in it."""
+    from tinycnn.models.registry import model_info
+
+    if source.is_spec(model):
+        source.load_factory(source.parse_spec(model))
+    else:
+        model_info(model)

@@ -59,8 +59,10 @@ class UnusedModule:
     params: int
 
 
-@dataclass
+@dataclass(repr=False)
 class ModelSummary:
+    """The layer table (`rows`) and the totals; str() is the table `tinycnn summary` prints."""
+
     input_size: tuple[int, ...]  # per image, e.g. (1, 28, 28)
     rows: list[LayerRow]
     total_params: int  # sum(p.numel() for p in model.parameters()), used or not
@@ -78,11 +80,19 @@ class ModelSummary:
     n_maxpool: int  # MaxPool calls
     unused: list[UnusedModule] = field(default_factory=list)
 
+    @property
+    def params(self) -> int:
+        return self.total_params
+
     def render(self, title: str | None = None) -> str:
         return render(self, title)
 
     def __str__(self) -> str:
         return render(self)
+
+    def __repr__(self) -> str:
+        return (f"ModelSummary(params={self.total_params:,}, macs={self.macs:,}, receptive_field={self.receptive_field}, "
+                f"rows={len(self.rows)})")
 
 
 def _pair(v) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinycnn.config import TrainConfig, config_from_dict, read_toml
+from tinycnn.config import TrainConfig, anchor_model_file, config_from_dict, read_toml
 from tinycnn.errors import TinycnnError
 
 RECIPE_DIR = Path(__file__).parent
@@ -43,6 +43,8 @@ def recipe_values(name_or_file: str, _seen: tuple[str, ...] = ()) -> dict:
     if str(path) in _seen:
         raise TinycnnError(f"{path}: `extends` loops back on itself")
     values = read_toml(path)
+    if isinstance(values.get("model"), str):  # a network's file is relative to the recipe that names it
+        values["model"] = anchor_model_file(values["model"], path.parent)
     parent = values.pop("extends", None)
     if parent is not None:
         if not isinstance(parent, str):

@@ -164,7 +164,7 @@ class StackedRun:
     model state dict in the original layout. The files of a run are stacked_trainer.py's.
     """
 
-    def __init__(self, config, seeds: list[int]):
+    def __init__(self, config, seeds: list[int], model=None):
         from tinycnn.data.augment import build_augment
         from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
         from tinycnn.device import (
@@ -190,10 +190,10 @@ class StackedRun:
         augment = build_augment(c)
         self.loaders = [BatchLoader(*splits["train"], c.batch_size, shuffle=True, seed=s, augment=augment, mean=mean, std=std) for s in seeds]
         self.eval_loaders = {name: BatchLoader(*splits[name], c.eval_batch_size, mean=mean, std=std) for name in ("val", "test") if name in splits}
-        models = []
+        models, factory = [], model  # a class or function of the user's, or None: the configuration's network
         for s in seeds:
             torch.manual_seed(s)
-            model = build_model(c)
+            model = build_model(c) if factory is None else factory()
             if c.fast_dropout:
                 use_fast_dropout(model)
             models.append(model.to(self.device))
@@ -260,7 +260,7 @@ class StackedRun:
         seed, through the same folded copy of the network), of the evaluated network or, with
         `raw`, of the trained weights themselves."""
         from tinycnn.engine.step import autocast
-        from tinycnn.speed.inference import inference_copy
+        from tinycnn.speed.inference import inference_copy, quiet_copies
 
         s = len(self.seeds)
         model = self.model if raw else self.evaluated_model
@@ -274,7 +274,7 @@ class StackedRun:
             x = self._input(x.expand(b, s, *x.shape[2:]))
             if net is None:
                 net = inference_copy(model, x)
-            with autocast(self.device, self.config.amp):
+            with autocast(self.device, self.config.amp), quiet_copies():
                 logits = net(x)
             logits = logits.float().view(b, s, -1)
             losses = F.cross_entropy(logits.reshape(b * s, -1), y.repeat_interleave(s), reduction="none")

@@ -29,6 +29,7 @@ import torch
 
 from tinycnn.atomic import atomic_write_text
 from tinycnn.config import TrainConfig, config_from_dict, to_toml
+from tinycnn.engine import provenance
 from tinycnn.engine.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.engine.epoch_loop import EpochSums
 from tinycnn.engine.rundir import RunPaths, read_metrics, read_run, utc_now
@@ -49,9 +50,11 @@ STACKED_CHECKPOINT = "stacked.pt"
 class StackedTrainer:
     """Trains `seeds` of one configuration together into root/seed-<s>/ run directories."""
 
-    def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, progress: bool | None = None,
-                 log: Callable[[str], None] = print):
+    def __init__(self, config: TrainConfig, seeds: list[int], root: str | Path, *, model=None,
+                 progress: bool | None = None, log: Callable[[str], None] = print, resume_hint: str | None = None):
         self.config = resolve_auto(config).validate()
+        self.model_factory = model  # None: the configuration's network
+        self.resume_hint = resume_hint or f"tinycnn train --resume {root}"
         self.seeds = list(seeds)
         self.root = Path(root)
         self.paths = [RunPaths(self.root / f"seed-{s}") for s in self.seeds]
@@ -110,7 +113,7 @@ class StackedTrainer:
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
-        self.run = run = StackedRun(c, self.seeds)
+        self.run = run = StackedRun(c, self.seeds, model=self.model_factory)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s
@@ -135,7 +138,9 @@ class StackedTrainer:
                 paths.root.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(paths.config, to_toml(config.to_dict()))
                 # trained together in one network:
-                self.run_infos.append({**new_run_info(run.device, seed, facts), "stacked_seeds": self.seeds})
+                info = {**new_run_info(run.device, seed, facts), "stacked_seeds": self.seeds}
+                origin = provenance.record(paths.root, config.model, self.model_factory)
+                self.run_infos.append(info if origin is None else {**info, "model_source": origin})
         if epochs_done >= c.epochs:  # run.json keeps saying "finished"
             self.log(f"{self.root}: already finished ({epochs_done} epochs)")
             return self._results(facts)
@@ -154,7 +159,7 @@ class StackedTrainer:
                 if "partial" in out:  # stopped mid-epoch
                     self._save(epoch, out["partial"])
                     self._write_runs(status="interrupted", epochs_done=epoch)
-                    self.log(f"stopped in epoch {epoch + 1}, batch {out['partial'].batch}; resume with: tinycnn train --resume {self.root}")
+                    self.log(f"stopped in epoch {epoch + 1}, batch {out['partial'].batch}; resume with: {self.resume_hint}")
                     raise KeyboardInterrupt
                 self._end_epoch(epoch, out)
                 partial = EpochSums.fresh(s)

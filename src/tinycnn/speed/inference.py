@@ -10,7 +10,9 @@ give: docs/performance.md.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
 
 import torch
 from torch import fx, nn
@@ -46,8 +48,17 @@ def inference_copy(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     if sample.device.type == "cpu" and sample.dim() == 4:
         net = ChannelsLastInput(net.to(memory_format=torch.channels_last))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), quiet_copies():
                 net(sample[:1])
         except RuntimeError:  # view size is not compatible with input tensor's size and stride
             return net.net.to(memory_format=torch.contiguous_format)
     return net
+
+
+@contextlib.contextmanager
+def quiet_copies():
+    """A course-style forward's log_softmax without `dim` warns once per call site, and each
+    evaluation's traced copy is a new call site: training has said it once already."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Implicit dimension choice for log_softmax", category=UserWarning)
+        yield
