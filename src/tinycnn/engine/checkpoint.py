@@ -34,3 +34,17 @@ def trained_weights(state: dict[str, Any]) -> dict[str, Any]:
     the run kept one (its configuration's `ema`), else the trained weights themselves."""
     average = state.get("average")
     return average["model"] if average else state["model"]
+
+
+def restore_training(state: dict[str, Any], model, optimizer, scheduler, average, device: torch.device) -> None:
+    """Weights, optimizer, schedule, weight average and torch's generators from a resume
+    point (a Trainer's last.pt or a stacked run's stacked.pt)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.load_state_dict(state["average"])
+    torch.set_rng_state(state["rng_cpu"].cpu())
+    if "rng_cuda" in state:
+        torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)

@@ -40,7 +40,7 @@ from tinycnn.device import (
     use_deterministic_algorithms,
 )
 from tinycnn.engine import provenance
-from tinycnn.engine.checkpoint import load_checkpoint, save_checkpoint
+from tinycnn.engine.checkpoint import load_checkpoint, restore_training, save_checkpoint
 from tinycnn.engine.epoch_loop import EpochSums, run_batches
 from tinycnn.engine.evaluate import evaluate
 from tinycnn.engine.optim import build_optimizer, build_scheduler
@@ -224,17 +224,9 @@ class Trainer:
         self.best_val = -1.0
         if resume:
             state = load_checkpoint(paths.last, map_location=self.device)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
-                self.scheduler.load_state_dict(state["scheduler"])
-            if self.average is not None:
-                self.average.load_state_dict(state["average"])
+            restore_training(state, self.model, self.optimizer, self.scheduler, self.average, self.device)
             epochs_done, self.best_val = state["epochs_done"], state["best_val"]
             partial = EpochSums.from_seed_state(state["partial"])
-            torch.set_rng_state(state["rng_cpu"].cpu())
-            if "rng_cuda" in state:
-                torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
             metrics = read_metrics(paths.root)[:epochs_done]
             self.run_info = read_run(paths.root)
             if (self.run_info.get("model_source") or {}).get("spec", c.model) != c.model:  # resumed with --model

@@ -320,12 +320,6 @@ class StackedRun:
         }
 
     def load_resume_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.average is not None:
-            self.average.load_state_dict(state["average"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        from tinycnn.engine.checkpoint import restore_training
+
+        restore_training(state, self.model, self.optimizer, self.scheduler, self.average, self.device)
