@@ -54,7 +54,7 @@ def train(model, recipe: str = "default", *, seeds=None, out: str | Path | None 
     seeds, copied and re-initialised for each). `seeds` (a list, a range or "0..4") trains
     one run per seed and a summary over them. Ctrl-C, or a notebook's interrupt, saves a
     resume point: `tinycnn.resume(run_dir)` continues it."""
-    from tinycnn.engine.rundir import default_run_dir, holds_run
+    from tinycnn.engine.rundir import claim, default_run_dir, holds_run
     from tinycnn.engine.trainer import Trainer
     from tinycnn.models import source
     from tinycnn.models.build import check_model_name
@@ -75,17 +75,21 @@ def train(model, recipe: str = "default", *, seeds=None, out: str | Path | None 
     seed_list = _seed_list(seeds)
     config = load_recipe(recipe, **overrides)
     if given is None:
-        check_model_name(config.model)
+        check_model_name(config.model, config.dropout)
     run_dir = Path(out) if out is not None else default_run_dir(config)
+    taken = f"{run_dir} already holds a run; continue it with tinycnn.resume({str(run_dir)!r}) or choose another out"
     if holds_run(run_dir):
-        raise TinycnnError(f"{run_dir} already holds a run; continue it with tinycnn.resume({str(run_dir)!r}) or choose another out")
+        raise TinycnnError(taken)
     config = resolve_auto(config, log=print)
     hint = _resume_hint(run_dir, given)
-    if seed_list is None:
-        Trainer(config, run_dir, model=given, progress=progress, resume_hint=hint).fit()
-        return Run(run_dir, given)
-    start_seeds(config, seed_list, run_dir, model=given)
-    run_seeds(config, run_dir, progress=progress, model=given, resume_hint=hint)
+    with claim(run_dir):
+        if holds_run(run_dir):
+            raise TinycnnError(taken)
+        if seed_list is None:
+            Trainer(config, run_dir, model=given, progress=progress, resume_hint=hint).fit()
+            return Run(run_dir, given)
+        start_seeds(config, seed_list, run_dir, model=given)
+        run_seeds(config, run_dir, progress=progress, model=given, resume_hint=hint)
     return SeedsRun(run_dir, given)
 
 
@@ -94,20 +98,22 @@ def resume(run_dir: str | Path, *, model=None, progress: bool = True) -> "Run | 
     Python (a class, function or instance), or `file.py:Name` where its recorded file has
     changed or is gone."""
     from tinycnn.engine.provenance import config_to_rebuild
-    from tinycnn.engine.rundir import is_multi_seed, read_config
+    from tinycnn.engine.rundir import claim, is_multi_seed, read_config
     from tinycnn.engine.trainer import Trainer
     from tinycnn.seeds.runner import run_seeds
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TinycnnError(f"{run_dir}: no such run directory")
     given = None if isinstance(model, str) else model
-    config = config_to_rebuild(run_dir, model) if given is None else read_config(run_dir)
     hint = _resume_hint(run_dir, given)
-    if is_multi_seed(run_dir):
-        run_seeds(config, run_dir, progress=progress, model=given, resume_hint=hint)
-        return SeedsRun(run_dir, given)
-    if not (run_dir / "last.pt").exists():
-        raise TinycnnError(f"{run_dir} has no last.pt to resume from")
-    Trainer(config, run_dir, model=given, progress=progress, resume_hint=hint).fit(resume=True)
+    with claim(run_dir):
+        config = config_to_rebuild(run_dir, model) if given is None else read_config(run_dir)
+        if is_multi_seed(run_dir):
+            run_seeds(config, run_dir, progress=progress, model=given, resume_hint=hint)
+            return SeedsRun(run_dir, given)
+        saved = (run_dir / "last.pt").exists()  # none: no epoch was saved, the run starts again
+        Trainer(config, run_dir, model=given, progress=progress, resume_hint=hint).fit(resume=saved)
     return Run(run_dir, given)
 
 
@@ -166,10 +172,10 @@ class Run:
     @property
     def model(self):
         """The trained network in eval mode: the weight average where the run kept one."""
-        from tinycnn.engine.checkpoint import load_checkpoint, trained_weights
+        from tinycnn.engine.checkpoint import load_checkpoint, load_weights
 
         network = self._network()
-        network.load_state_dict(trained_weights(load_checkpoint(self.dir / "last.pt")))
+        load_weights(network, load_checkpoint(self.dir / "last.pt"), self.dir / "last.pt", self.config.model)
         return network.eval()
 
     def _network(self):

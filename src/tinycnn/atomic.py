@@ -29,10 +29,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _after_rename(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# Fault injection for the tests (tests/engine/test_faults.py): TINYCNN_TEST_KILL_AFTER="last.pt:2"
+# ends the process at once, as a SIGKILL would, right after its second rename onto a last.pt.
+_KILL_AFTER = os.environ.get("TINYCNN_TEST_KILL_AFTER", "")
+_renames: dict[str, int] = {}
+
+
+def _after_rename(path: Path) -> None:
+    if not _KILL_AFTER:
+        return
+    name, _, count = _KILL_AFTER.partition(":")
+    if path.name == name:
+        _renames[name] = _renames.get(name, 0) + 1
+        if _renames[name] == int(count or 1):
+            os._exit(137)
 
 
 def _umask() -> int:

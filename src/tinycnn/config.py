@@ -15,6 +15,7 @@ from typing import Any
 
 from tinycnn.errors import TinycnnError
 
+MAX_SEED = 2**32 - 1  # the epoch generators' seeds (seed * 1,000,003 + epoch) stay within torch's 64 bits
 AUTO = "auto"  # compile and amp: decided for the machine when a run is created (speed/auto_settings.py)
 
 CHOICES = {
@@ -109,6 +110,8 @@ class TrainConfig:
         for key in ("amp", "compile"):
             if not isinstance(getattr(self, key), bool) and getattr(self, key) != AUTO:
                 raise TinycnnError(f'{key} must be true, false or "{AUTO}", got {getattr(self, key)!r}')
+        if not 0 <= self.seed <= MAX_SEED:
+            raise TinycnnError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
         if self.val_size < 0 or (self.subset is not None and self.subset < 1) or self.threads < 0:
             raise TinycnnError("val_size and threads must be >= 0 and subset >= 1")
         return self
@@ -180,6 +183,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise TinycnnError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise TinycnnError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise TinycnnError(f"{path}: not UTF-8 text, as TOML must be") from None
+    except IsADirectoryError:
+        raise TinycnnError(f"{path}: a directory, not a TOML file") from None
 
 
 def to_toml(values: dict[str, Any]) -> str:

@@ -67,7 +67,7 @@ def representative(view: RunView) -> int:
 
 def seed_criteria(view: RunView, spec: dict, last_k: int) -> list[list[Criterion]]:
     return [
-        evaluate_spec(spec, {**info, "epochs": len(m)}, [r["test_acc"] for r in m], last_k)
+        evaluate_spec(spec, {**info, "epochs": len(m), "planned_epochs": view.config.epochs}, [r["test_acc"] for r in m], last_k)
         for info, m in zip(view.infos, view.metrics)
     ]
 
@@ -124,13 +124,13 @@ def predict(config: TrainConfig, checkpoint: Path, device: str = "cpu", build=No
 
     from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
     from tinycnn.device import select_device
-    from tinycnn.engine.checkpoint import load_checkpoint, trained_weights
+    from tinycnn.engine.checkpoint import load_checkpoint, load_weights
     from tinycnn.models.build import build_model
 
     dev = select_device(device)
     images, labels = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=dev)["test"]
     model = build_model(config) if build is None else build()
-    model.load_state_dict(trained_weights(load_checkpoint(checkpoint, map_location="cpu")))
+    load_weights(model, load_checkpoint(checkpoint, map_location="cpu"), checkpoint, f"of {checkpoint.parent / 'config.toml'}")
     model.to(dev).eval()
     mean, std = NORMALIZATION[config.dataset]
     probs = []
@@ -208,11 +208,16 @@ def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str 
     the user's is rebuilt from its recorded file, checked unchanged, or from `model` (a
     `file.py:Name` spec, or the class, function or instance given from Python)."""
     from tinycnn.analysis import plots
+    from tinycnn.engine.checkpoint import load_checkpoint, load_weights
     from tinycnn.engine.provenance import network_builder
 
     view = open_run(run_dir)
     config, out = view.config, view.path
     _, build = network_builder(out, model)  # before anything is written: one line if the file changed
+    rep = representative(view)
+    rep_dir = view.seed_dirs[rep]
+    if (rep_dir / "last.pt").exists():  # and one line if the checkpoint is not one, or not of this network
+        load_weights(build(), load_checkpoint(rep_dir / "last.pt"), rep_dir / "last.pt", f"of {out / 'config.toml'}")
     spec = load_spec(config.spec)
     k = last_k or spec.get("last_k", 1)
     target = spec["accuracy_at_least"]
@@ -223,8 +228,6 @@ def write_report(run_dir: str | Path, *, last_k: int | None = None, device: str 
     schedule, steps = lr_schedule(config, first)
     plots.plot_lr(out / FIGURES["lr"], schedule=schedule, steps_per_epoch=steps, logged=first, title=f"Learning rate: {schedule_name(config)}, {config.optimizer}")
 
-    rep = representative(view)
-    rep_dir = view.seed_dirs[rep]
     predicted = None
     if (rep_dir / "last.pt").exists():
         p = predict(config, rep_dir / "last.pt", device, build)

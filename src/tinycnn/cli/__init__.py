@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `tinycnn models | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0
+    except OSError as exc:  # the file system's word (a full disk, a read-only directory), where nothing above caught it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tinycnn: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

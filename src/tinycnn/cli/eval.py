@@ -17,7 +17,7 @@ def run(args):
     from tinycnn.config import config_from_dict
     from tinycnn.data.loader import NORMALIZATION, BatchLoader, load_splits
     from tinycnn.device import select_device
-    from tinycnn.engine.checkpoint import load_checkpoint, trained_weights
+    from tinycnn.engine.checkpoint import load_checkpoint, load_weights
     from tinycnn.engine.evaluate import evaluate
     from tinycnn.engine.provenance import model_to_build
     from tinycnn.engine.rundir import read_run
@@ -32,7 +32,7 @@ def run(args):
     config = dataclasses.replace(config, model=model_to_build(run_dir, recorded, config.model, args.model))
     device = select_device(args.device)
     model = build_model(config).to(device)
-    model.load_state_dict(trained_weights(state))
+    load_weights(model, state, path, config.model)
     splits = load_splits(config.dataset, val_size=config.val_size, subset=config.subset, device=device)
     mean, std = NORMALIZATION[config.dataset]
     print(f"{path}: {config.model}, epoch {state.get('epochs_done', state.get('epoch'))}")

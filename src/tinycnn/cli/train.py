@@ -78,7 +78,7 @@ def run(args):
         return resume(Path(args.resume), progress=progress, last_k=args.last, model=getattr(args, "model", None))
     from tinycnn.cli.args import parse_seeds
 
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     return train_recipe(args.recipe, overrides, seeds=seeds, out=args.out, progress=progress, last_k=args.last, stack=args.stack,
                         parallel=args.parallel)
 
@@ -122,7 +122,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     """`tinycnn train`: a recipe with flags over it, one seed or several, into a new run directory."""
     from pathlib import Path
 
-    from tinycnn.engine.rundir import default_run_dir, holds_run
+    from tinycnn.engine.rundir import claim, default_run_dir, holds_run
     from tinycnn.engine.trainer import Trainer
     from tinycnn.errors import TinycnnError
     from tinycnn.models import source
@@ -134,7 +134,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     if overrides.get("model"):
         overrides = {**overrides, "model": source.resolve(overrides["model"])}  # a file relative to here
     config = load_recipe(recipe, **overrides)
-    check_model_name(config.model)  # an unknown model or a file that does not import: one line, before anything is written
+    check_model_name(config.model, config.dropout)  # one line, before anything is written
     if stack and seeds is None:
         raise TinycnnError("--stack trains several seeds as one network: give them with --seeds, e.g. --seeds 0..7 --stack")
     if parallel:
@@ -144,15 +144,18 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
         raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     decisions: list[str] = []
     config = resolve_auto(config, log=decisions.append)  # before anything is saved: a resume keeps the decision
-    print_config(config)
-    for line in decisions:
-        print(line)
-    if seeds is None:
-        Trainer(config, run_dir, progress=progress).fit()
-        verdict(run_dir, config, last_k)
-        return 0
-    start_seeds(config, seeds, run_dir, stack=stack, parallel=parallel)
-    run_seeds(config, run_dir, progress=progress, last_k=last_k)
+    with claim(run_dir):  # created, writable and this process's before any data loads
+        if holds_run(run_dir):  # another process got there first
+            raise TinycnnError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        print_config(config)
+        for line in decisions:
+            print(line)
+        if seeds is None:
+            Trainer(config, run_dir, progress=progress).fit()
+            verdict(run_dir, config, last_k)
+            return 0
+        start_seeds(config, seeds, run_dir, stack=stack, parallel=parallel)
+        run_seeds(config, run_dir, progress=progress, last_k=last_k)
     return 0
 
 
@@ -160,18 +163,20 @@ def resume(run_dir, *, progress=None, last_k=None, model: str | None = None) -> 
     """`tinycnn train --resume`: continue a run where its files say it stopped; `model` names
     the file to rebuild a network of the user's from, where the recorded one has changed."""
     from tinycnn.engine.provenance import config_to_rebuild
-    from tinycnn.engine.rundir import is_multi_seed
+    from tinycnn.engine.rundir import claim, is_multi_seed
     from tinycnn.engine.trainer import Trainer
     from tinycnn.errors import TinycnnError
     from tinycnn.seeds.runner import resume_seeds
 
-    if is_multi_seed(run_dir):
-        resume_seeds(run_dir, progress=progress, last_k=last_k, model=model)
-        return 0
-    if not (run_dir / "last.pt").exists():
-        raise TinycnnError(f"{run_dir} has no last.pt to resume from; start it again with tinycnn train --out {run_dir}-2")
-    config = config_to_rebuild(run_dir, model)
-    print(f"resuming {run_dir}")
-    Trainer(config, run_dir, progress=progress).fit(resume=True)
-    verdict(run_dir, config, last_k)
+    if not run_dir.is_dir():
+        raise TinycnnError(f"{run_dir}: no such run directory")
+    with claim(run_dir):  # not while another process writes it
+        if is_multi_seed(run_dir):
+            resume_seeds(run_dir, progress=progress, last_k=last_k, model=model)
+            return 0
+        config = config_to_rebuild(run_dir, model)
+        saved = (run_dir / "last.pt").exists()
+        print(f"resuming {run_dir}" if saved else f"{run_dir}: no epoch was saved before it stopped; starting it again")
+        Trainer(config, run_dir, progress=progress).fit(resume=saved)
+        verdict(run_dir, config, last_k)
     return 0

@@ -108,6 +108,8 @@ def config_to_rebuild(run_dir: Path, override: str | None = None):
     from tinycnn.engine.rundir import is_multi_seed, read_config, read_run, read_seeds
 
     config = read_config(run_dir)
+    if override is None and not source.is_spec(config.model):
+        return config  # a zoo network: nothing to check, and run.json need not even be readable
     if is_multi_seed(run_dir):
         recorded = read_seeds(run_dir).get("model_source")
     else:

@@ -16,6 +16,7 @@ generator seeded by (seed, epoch). Resuming therefore continues exactly, and wit
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import signal
 import subprocess
@@ -46,6 +47,7 @@ from tinycnn.engine.evaluate import evaluate
 from tinycnn.engine.optim import build_optimizer, build_scheduler
 from tinycnn.engine.rundir import (
     RunPaths,
+    claim,
     read_metrics,
     read_run,
     utc_now,
@@ -171,6 +173,16 @@ class Trainer:
         """The network that is evaluated and kept: the weight average, or the model itself."""
         return self.model if self.average is None else self.average.model
 
+    def _run_info_to_resume(self, metrics: list[dict]) -> dict:
+        try:
+            return read_run(self.paths.root)
+        except TinycnnError as exc:  # damaged: written again, its timings from the epochs' rows
+            self.log(f"{exc}; written again")
+            info = new_run_info(self.device, self.config.seed, self.facts)
+            info["train_seconds"] = sum(m.get("train_seconds", 0.0) for m in metrics)
+            info["eval_seconds"] = sum(m.get("eval_seconds", 0.0) for m in metrics)
+            return info
+
     def _checkpoint_state(self, epochs_done: int, partial: EpochSums, best_val: float) -> dict:
         state = {
             "model": self.model.state_dict(),
@@ -182,6 +194,7 @@ class Trainer:
             "best_val": best_val,
             "rng_cpu": torch.get_rng_state(),
             "config": self.config.to_dict(),
+            "metrics": list(self.metrics[:epochs_done]),  # the rows of the epochs this checkpoint has done
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -217,25 +230,77 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> RunResult:
-        self._setup()
+        """Train the run from its start, or with `resume` from its last.pt, holding its
+        directory all along (engine/rundir.claim)."""
+        with claim(self.paths.root):
+            if resume:
+                finished = self._finished_already()
+                if finished is not None:
+                    return finished
+            elif self.paths.last.exists():
+                raise TinycnnError(f"{self.paths.root} already holds a trained run; resume it ({self.resume_hint}) "
+                                   "or train into another directory")
+            try:
+                return self._fit(resume, on_batch)
+            except OSError as exc:  # a full disk, a directory gone read-only: the last whole epoch is kept
+                raise self._stopped_by(exc) from None
+
+    def _finished_already(self) -> RunResult | None:
+        """A finished run's result, read from its files before any data is loaded."""
+        try:
+            info, metrics = read_run(self.paths.root), read_metrics(self.paths.root)
+        except TinycnnError:
+            return None  # damaged files: the resume below rewrites them from last.pt
+        if info.get("status") == "finished" and info.get("epochs_done", 0) >= self.config.epochs == len(metrics):
+            self.log(f"{self.paths.root}: already finished ({info['epochs_done']} epochs)")
+            return RunResult(self.paths.root, self.config, metrics, info, "finished")
+        return None
+
+    def _stopped_by(self, exc: OSError) -> TinycnnError:
+        where = exc.filename or self.paths.root
+        with contextlib.suppress(Exception):  # run.json records the stop, where the disk still takes it
+            self._write_run(status="stopped", stop_reason=f"{where}: {exc.strerror}")
+        return TinycnnError(f"{where}: {exc.strerror}; {self.paths.root} keeps its last complete epoch: "
+                            f"make space (or make it writable) and resume with: {self.resume_hint}")
+
+    def _check_config(self, saved: dict) -> None:
+        """config.toml and last.pt must describe the same run; one line names what differs."""
+        mine = self.config.to_dict()
+        for key, value in mine.items():
+            theirs = saved.get(key, value)
+            if key == "model" and source.is_spec(value) and source.is_spec(theirs):
+                continue  # a network's file, named again with --model
+            if theirs != value:
+                raise TinycnnError(f"{self.paths.config} disagrees with {self.paths.last}: {key} = {value!r} in "
+                                   f"config.toml, {theirs!r} in last.pt; put config.toml back as it was, or train into "
+                                   "another directory")
+
+    def _fit(self, resume: bool, on_batch) -> RunResult:
         c, paths = self.config, self.paths
-        paths.root.mkdir(parents=True, exist_ok=True)
+        state = load_checkpoint(paths.last, kind="resume") if resume else None
+        if state is not None:
+            self._check_config(state["config"])
+        self._setup()
         epochs_done, partial, metrics = 0, EpochSums(), []
         self.best_val = -1.0
-        if resume:
-            state = load_checkpoint(paths.last, map_location=self.device)
+        if state is not None:
             restore_training(state, self.model, self.optimizer, self.scheduler, self.average, self.device)
             epochs_done, self.best_val = state["epochs_done"], state["best_val"]
             partial = EpochSums.from_seed_state(state["partial"])
-            metrics = read_metrics(paths.root)[:epochs_done]
-            self.run_info = read_run(paths.root)
+            # The checkpoint's own rows: metrics.jsonl agrees with last.pt whatever instant the
+            # run stopped at (a checkpoint from before the rows were kept: the file's, cut back).
+            metrics = list(state["metrics"]) if "metrics" in state else read_metrics(paths.root)[:epochs_done]
+            write_metrics(paths.root, metrics)
+            self.run_info = self._run_info_to_resume(metrics)
             if (self.run_info.get("model_source") or {}).get("spec", c.model) != c.model:  # resumed with --model
                 self._record_model_source()
         else:
             write_config(paths.root, c)
             self.run_info = new_run_info(self.device, c.seed, self.facts)
             self._record_model_source()
+        self.metrics = metrics
         if epochs_done >= c.epochs:  # run.json keeps saying "finished"
+            self._write_run(status="finished", epochs_done=epochs_done)
             self.log(f"{paths.root}: already finished ({epochs_done} epochs)")
             return RunResult(paths.root, c, metrics, self.facts, "finished")
         self._write_run(status="running", epochs_done=epochs_done)

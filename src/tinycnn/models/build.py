@@ -19,12 +19,13 @@ def build_model(config: TrainConfig) -> nn.Module:
     return create_model(config.model, **overrides)
 
 
-def check_model_name(model: str) -> None:
+def check_model_name(model: str, dropout: float | None = None) -> None:
     """One line now for a model that cannot be built later: an unknown zoo name, a missing
-    file, a file that does not import, a name not in it."""
+    file, a file that does not import, a name not in it, a factory that fails, an output
+    that is not (N, C) logits."""
     from tinycnn.models.registry import model_info
 
     if source.is_spec(model):
-        source.load_factory(source.parse_spec(model))
+        source.build(source.parse_spec(model), dropout)
     else:
         model_info(model)

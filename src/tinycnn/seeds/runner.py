@@ -13,6 +13,7 @@ from tinycnn.device import TORCH_DEFAULT_THREADS, select_device
 from tinycnn.engine.rundir import (
     SEEDS_FILE,
     SUMMARY_FILE,
+    claim,
     read_run,
     read_seeds,
     write_config,
@@ -107,6 +108,11 @@ def run_seeds(config: TrainConfig, run_dir: Path, *, progress: bool | None = Non
     """Train the unfinished seeds of a multi-seed run as its seeds.json says, then write and
     print summary.json; returns the summary. `model`: a network given from Python (a class,
     a factory, or an instance copied and re-initialised for each seed)."""
+    with claim(run_dir):
+        return _run_seeds(config, run_dir, progress, last_k, log, model, resume_hint)
+
+
+def _run_seeds(config: TrainConfig, run_dir: Path, progress, last_k, log: Log, model, resume_hint) -> dict:
     record = read_seeds(run_dir)
     seeds = record["seeds"]
     dirs = [run_dir / f"seed-{seed}" for seed in seeds]

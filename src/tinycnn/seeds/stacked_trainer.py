@@ -17,7 +17,6 @@ to it, as Trainer does with its own.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -27,12 +26,20 @@ from typing import Callable
 
 import torch
 
-from tinycnn.atomic import atomic_write_text
-from tinycnn.config import TrainConfig, config_from_dict, to_toml
+from tinycnn.config import TrainConfig, config_from_dict
 from tinycnn.engine import provenance
 from tinycnn.engine.checkpoint import load_checkpoint, save_checkpoint
 from tinycnn.engine.epoch_loop import EpochSums
-from tinycnn.engine.rundir import RunPaths, read_metrics, read_run, utc_now
+from tinycnn.engine.rundir import (
+    RunPaths,
+    claim,
+    read_metrics,
+    read_run,
+    utc_now,
+    write_config,
+    write_metrics,
+    write_run,
+)
 from tinycnn.engine.trainer import (
     RunResult,
     format_epoch,
@@ -85,6 +92,7 @@ class StackedTrainer:
             "partial": partial.seed_state(i),
             "best_val": self.best_val[i],
             "config": self.configs[i].to_dict(),
+            "metrics": list(self.metrics[i][:epochs_done]),
         }
         state["rng_cpu"] = torch.get_rng_state()  # what a Trainer of this seed alone continues from
         if run.device.type == "cuda":
@@ -102,30 +110,46 @@ class StackedTrainer:
             "partial": asdict(partial),
             "best_val": list(self.best_val),
             "config": self.config.to_dict(),
+            "metrics": [list(m[:epochs_done]) for m in self.metrics],
         })
 
     def _write_runs(self, **fields) -> None:
         for paths, info in zip(self.paths, self.run_infos):
             info.update(fields)
-            atomic_write_text(paths.run, json.dumps(info, indent=2) + "\n")
+            write_run(paths.root, info)
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> list[RunResult]:
+        """Train the seeds from their start, or with `resume` from stacked.pt, holding the
+        directory all along."""
+        with claim(self.root):
+            try:
+                return self._fit(resume, on_batch)
+            except OSError as exc:  # a full disk: the last whole epoch is kept
+                where = exc.filename or self.root
+                raise TinycnnError(f"{where}: {exc.strerror}; {self.root} keeps its last complete epoch: make space "
+                                   f"and resume with: {self.resume_hint}") from None
+
+    def _fit(self, resume: bool, on_batch) -> list[RunResult]:
         c, s = self.config, len(self.seeds)
         self.run = run = StackedRun(c, self.seeds, model=self.model_factory)
         facts = {**run.facts, "full_data": c.subset is None}
         epochs_done, partial = 0, EpochSums.fresh(s)
         self.best_val = [-1.0] * s
         if resume:
-            state = load_checkpoint(self.checkpoint, map_location=run.device)
+            state = load_checkpoint(self.checkpoint, map_location=run.device, kind="stacked")
             if state["seeds"] != self.seeds:
                 raise TinycnnError(f"{self.checkpoint} holds seeds {state['seeds']}, not {self.seeds}; "
                                    "train these seeds into another directory")
             run.load_resume_state(state)
             epochs_done, self.best_val = state["epochs_done"], list(state["best_val"])
             partial = EpochSums(**state["partial"])
-            self.metrics = [read_metrics(p.root)[:epochs_done] for p in self.paths]
+            # stacked.pt's own rows: every seed's metrics.jsonl agrees with it, whenever the run stopped
+            self.metrics = ([list(m) for m in state["metrics"]] if "metrics" in state
+                            else [read_metrics(p.root)[:epochs_done] for p in self.paths])
+            for p, rows in zip(self.paths, self.metrics):
+                write_metrics(p.root, rows)
             self.run_infos = [read_run(p.root) for p in self.paths]
         else:
             trained = [str(p.root) for p in self.paths if p.last.exists()]
@@ -136,7 +160,7 @@ class StackedTrainer:
             self.run_infos = []
             for seed, config, paths in zip(self.seeds, self.configs, self.paths):
                 paths.root.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(paths.config, to_toml(config.to_dict()))
+                write_config(paths.root, config)
                 # trained together in one network:
                 info = {**new_run_info(run.device, seed, facts), "stacked_seeds": self.seeds}
                 origin = provenance.record(paths.root, config.model, self.model_factory)
@@ -198,7 +222,7 @@ class StackedTrainer:
                 self.best_val[i] = row["val_acc"]
                 save_checkpoint(self.paths[i].best, {"model": run.state(i, run.evaluated_model), "epoch": epoch + 1, "val_acc": row["val_acc"],
                                                      "config": self.configs[i].to_dict()})
-            atomic_write_text(self.paths[i].metrics, "".join(json.dumps(m) + "\n" for m in self.metrics[i]))
+            write_metrics(self.paths[i].root, self.metrics[i])
             self.log(f"seed {seed:<3} " + format_epoch(row, c.epochs))
         for info in self.run_infos:
             info["train_seconds"] += out["seconds"]

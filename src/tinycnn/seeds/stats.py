@@ -7,14 +7,14 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tinycnn.engine.rundir import read_metrics, read_run
+from tinycnn.engine.rundir import read_config, read_metrics, read_run
 from tinycnn.specs import Criterion, accuracy_criterion, evaluate_spec, load_spec
 
 
 def check_run(run_dir: Path, spec: dict, last_k: int | None = None) -> tuple[list[Criterion], dict, list[dict]]:
     """(criteria, facts from run.json, metrics per epoch) of a run directory, read from its files."""
     metrics = read_metrics(run_dir)
-    facts = {**read_run(run_dir), "epochs": len(metrics)}
+    facts = {**read_run(run_dir), "epochs": len(metrics), "planned_epochs": read_config(run_dir).epochs}
     test = [m["test_acc"] for m in metrics if "test_acc" in m]
     return evaluate_spec(spec, facts, test, last_k), facts, metrics
 

@@ -73,7 +73,8 @@ def accuracy_criterion(spec: dict, test_acc: list[float], last_k: int | None = N
 
 
 def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | None = None) -> list[Criterion]:
-    """facts: params, epochs, full_data, has_batchnorm, has_dropout, has_gap, has_linear.
+    """facts: params, epochs, full_data, has_batchnorm, has_dropout, has_gap, has_linear;
+    with planned_epochs (and status), whether the run finished its schedule too.
 
     test_acc: test accuracy (%) per epoch, in order.
     """
@@ -84,6 +85,8 @@ def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | 
         Criterion("parameters", facts["params"] < spec["params_below"], f"{facts['params']:,}", f"< {spec['params_below']:,}"),
         Criterion("epochs", facts["epochs"] <= spec["epochs_at_most"], str(facts["epochs"]), f"<= {spec['epochs_at_most']}"),
     ]
+    if "planned_epochs" in facts:  # a run judged from its files: it must have finished what it set out to do
+        out.append(finished_criterion(facts.get("status"), facts["epochs"], facts["planned_epochs"]))
     out.append(accuracy_criterion(spec, test_acc, k))
     out.append(Criterion("full train and test sets", bool(facts.get("full_data", True)), "yes" if facts.get("full_data", True) else "subset", "no --subset"))
     if spec.get("require_batchnorm"):
@@ -94,6 +97,13 @@ def evaluate_spec(spec: dict, facts: dict, test_acc: list[float], last_k: int | 
         both = f"GAP {_yes(facts['has_gap'])}, FC {_yes(facts['has_linear'])}"
         out.append(Criterion("GAP or fully connected", bool(facts["has_gap"] or facts["has_linear"]), both, "either"))
     return out
+
+
+def finished_criterion(status: str | None, epochs: int, planned: int) -> Criterion:
+    """A run that stopped before the end of its schedule (interrupted, killed, stopped by a
+    full disk) does not pass, whatever its epochs so far show."""
+    done = status == "finished" and epochs == planned
+    return Criterion("run finished", done, f"{status or 'unknown'}, {epochs} of {planned} epochs", "its whole schedule")
 
 
 def _yes(flag) -> str:
