@@ -33,6 +33,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("experiment", "experiment"),
     ("lr-find", "lr_find"),
     ("lr-sweep", "lr_sweep"),
+    ("export", "export"),
+    ("predict", "predict"),
     ("bench", "bench"),
 ]
 

@@ -31,6 +31,17 @@ class ChannelsLastInput(nn.Module):
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
+def folded_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` in eval mode with each BatchNorm that follows a convolution folded
+    into it; a model torch.fx cannot trace (control flow on tensor values) is copied unfolded."""
+    net = copy.deepcopy(model).eval()
+    try:
+        traced = fx.symbolic_trace(net)
+    except fx.proxy.TraceError:
+        return net
+    return fuse(traced, inplace=True, no_trace=True)
+
+
 def inference_copy(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     """A copy of `model` to evaluate inputs like `sample` (a batch, on the model's device)
     with; the model itself is left as it is.
@@ -38,13 +49,7 @@ def inference_copy(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     Models that torch.fx cannot trace (control flow on tensor values) are copied unfolded;
     models that cannot run in channels_last (a .view of a convolution's output) stay in the
     default layout."""
-    net = copy.deepcopy(model).eval()
-    try:
-        traced = fx.symbolic_trace(net)
-    except fx.proxy.TraceError:
-        traced = None
-    if traced is not None:
-        net = fuse(traced, inplace=True, no_trace=True)
+    net = folded_copy(model)
     if sample.device.type == "cpu" and sample.dim() == 4:
         net = ChannelsLastInput(net.to(memory_format=torch.channels_last))
         try:
