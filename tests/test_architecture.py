@@ -87,7 +87,7 @@ def test_no_import_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-LAYERS = ["foundation", "data", "models", "speed", "engine", "seeds", "analysis", "deploy", "course", "api", "cli"]
+LAYERS = ["foundation", "data", "models", "speed", "engine", "seeds", "analysis", "deploy", "nas", "course", "api", "cli"]
 FOUNDATION = {"tinycnn", "tinycnn.errors", "tinycnn.atomic", "tinycnn.config", "tinycnn.device", "tinycnn.recipes", "tinycnn.specs"}
 
 

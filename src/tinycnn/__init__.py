@@ -20,6 +20,7 @@ _API = {
     "create_model": "tinycnn.api", "summary": "tinycnn.api", "train": "tinycnn.api", "resume": "tinycnn.api",
     "load_run": "tinycnn.api", "Run": "tinycnn.api", "SeedsRun": "tinycnn.api",
     "list_models": "tinycnn.models.registry", "register_model": "tinycnn.models.registry",
+    "search": "tinycnn.nas.run", "confirm": "tinycnn.nas.run",
     "TinycnnError": "tinycnn.errors",
 }
 __all__ = ["__version__", *_API]

@@ -57,7 +57,7 @@ def train(model, recipe: str = "default", *, seeds=None, out: str | Path | None 
     from tinycnn.engine.rundir import claim, default_run_dir, holds_run
     from tinycnn.engine.trainer import Trainer
     from tinycnn.models import source
-    from tinycnn.models.build import check_model_name
+    from tinycnn.models.build import check_model
     from tinycnn.recipes import load_recipe
     from tinycnn.seeds.runner import run_seeds, start_seeds
     from tinycnn.speed.auto_settings import resolve_auto
@@ -75,7 +75,7 @@ def train(model, recipe: str = "default", *, seeds=None, out: str | Path | None 
     seed_list = _seed_list(seeds)
     config = load_recipe(recipe, **overrides)
     if given is None:
-        check_model_name(config.model, config.dropout)
+        check_model(config)
     run_dir = Path(out) if out is not None else default_run_dir(config)
     taken = f"{run_dir} already holds a run; continue it with tinycnn.resume({str(run_dir)!r}) or choose another out"
     if holds_run(run_dir):

@@ -34,7 +34,8 @@ class TrainConfig:
     description: str = ""  # one line: what this recipe reproduces or tries
     source: str = ""  # where it comes from (write-up and link)
     spec: str = "era-s7"  # the budget this run is checked against (tinycnn check)
-    model: str = "era-s7-6750"  # a name from `tinycnn models`
+    model: str = "era-s7-6750"  # a name from `tinycnn models`, or path/to/file.py:Name
+    model_args: dict = field(default_factory=dict)  # keyword arguments for the model's factory (e.g. family's widths)
     dropout: float | None = None  # None: the model's own default rate
     dataset: str = "mnist"
 
@@ -143,9 +144,11 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         "float | None": isinstance(value, (int, float)) and not isinstance(value, bool),
         "int | None": isinstance(value, int) and not isinstance(value, bool),
         "list[float]": isinstance(value, list) and all(isinstance(v, (int, float)) for v in value),
+        "dict": isinstance(value, dict) and all(isinstance(k, str) for k in value),
     }[kind]
     if not ok:
-        wanted = kind.replace(" | None", "").replace("list[float]", "a list of numbers").replace("bool | str", f'true, false or "{AUTO}"')
+        wanted = (kind.replace(" | None", "").replace("list[float]", "a list of numbers").replace("bool | str", f'true, false or "{AUTO}"')
+                  .replace("dict", "a table of keyword arguments"))
         raise TinycnnError(f"{where}: {key} = {value!r} should be {wanted}")
     if kind.startswith("float"):
         return float(value)
@@ -201,6 +204,8 @@ def to_toml(values: dict[str, Any]) -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(literal(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{key} = {literal(x)}" for key, x in v.items()) + " }" if v else "{}"
         raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
     return "".join(f"{k} = {literal(v)}\n" for k, v in values.items() if v is not None)

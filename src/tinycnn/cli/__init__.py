@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("report", "report"),
     ("compare", "compare"),
     ("experiment", "experiment"),
+    ("search", "search"),
     ("lr-find", "lr_find"),
     ("lr-sweep", "lr_sweep"),
     ("export", "export"),

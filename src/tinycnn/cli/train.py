@@ -18,6 +18,8 @@ def add_arguments(parser):
     parser.add_argument("--recipe", default="default", help="a recipe name (`tinycnn recipes`) or a .toml file")
     parser.add_argument("--model", default=S, help="a zoo name (`tinycnn models`), or your own network: path/to/file.py:Name or package.module:Name "
                                                     "(with --resume: the file to rebuild the run's network from)")
+    parser.add_argument("--model-args", default=S, metavar="JSON",
+                        help="the model's keyword arguments, e.g. '{\"widths\": [8, 12, 10, 10], \"pool_after\": 2}' for family")
     parser.add_argument("--epochs", type=int, default=S, help="number of epochs")
     parser.add_argument("--batch-size", type=int, default=S, help="training batch size")
     parser.add_argument("--eval-batch-size", type=int, default=S, help="evaluation batch size (no effect on results; on a GPU, 10000 is faster)")
@@ -73,6 +75,10 @@ def run(args):
 
         os.environ["TINYCNN_DATA"] = args.data_dir
     overrides = {k: v for k, v in vars(args).items() if k in overridable()}
+    if "model_args" in overrides:
+        from tinycnn.cli.args import keyword_arguments
+
+        overrides["model_args"] = keyword_arguments(overrides["model_args"], "--model-args")
     progress = False if args.no_progress else None
     if args.resume:
         return resume(Path(args.resume), progress=progress, last_k=args.last, model=getattr(args, "model", None))
@@ -126,7 +132,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     from tinycnn.engine.trainer import Trainer
     from tinycnn.errors import TinycnnError
     from tinycnn.models import source
-    from tinycnn.models.build import check_model_name
+    from tinycnn.models.build import check_model
     from tinycnn.recipes import load_recipe
     from tinycnn.seeds.runner import check_parallel, run_seeds, start_seeds
     from tinycnn.speed.auto_settings import resolve_auto
@@ -134,7 +140,7 @@ def train_recipe(recipe: str, overrides: dict, *, seeds=None, out=None, progress
     if overrides.get("model"):
         overrides = {**overrides, "model": source.resolve(overrides["model"])}  # a file relative to here
     config = load_recipe(recipe, **overrides)
-    check_model_name(config.model, config.dropout)  # one line, before anything is written
+    check_model(config)  # one line, before anything is written
     if stack and seeds is None:
         raise TinycnnError("--stack trains several seeds as one network: give them with --seeds, e.g. --seeds 0..7 --stack")
     if parallel:

@@ -128,17 +128,19 @@ def load_splits(
     subset: int | None = None,
     device="cpu",
     data_dir=None,
+    test: bool = True,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{"train", "test"[, "val"]} -> (uint8 images, int64 labels) on `device`.
 
     val_size images are carved from the 60,000 training images (a fixed random draw),
     so choices can be made without looking at the test set. subset keeps the first N
-    training images and at most N test images, to run the whole path in seconds.
+    training images and at most N test images, to run the whole path in seconds. test=False
+    leaves the test split unread (a search chooses without it).
     """
     from tinycnn.data import datasets
 
     train = datasets.load(dataset, "train", data_dir)
-    test = datasets.load(dataset, "test", data_dir)
+    test_split = datasets.load(dataset, "test", data_dir) if test else None
     n_train = train.images.shape[0]
     if not (0 <= val_size < n_train):
         raise TinycnnError(f"--val-size must be in [0, {n_train - 1}], got {val_size}")
@@ -155,7 +157,8 @@ def load_splits(
         splits["val"] = (images[val_idx], labels[val_idx])
         images, labels = images[train_idx], labels[train_idx]
     splits["train"] = (images, labels)
-    splits["test"] = (torch.from_numpy(test.images.copy()), torch.from_numpy(test.labels.copy()))
+    if test_split is not None:
+        splits["test"] = (torch.from_numpy(test_split.images.copy()), torch.from_numpy(test_split.labels.copy()))
     if subset is not None:
         splits = {k: (x[:subset], y[:subset]) for k, (x, y) in splits.items()}
     return {k: (x.to(device), y.to(device)) for k, (x, y) in splits.items()}

@@ -123,11 +123,13 @@ class Trainer:
     """Trains one seed of one configuration into one run directory."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, model: ModelSource = None,
-                 progress: bool | None = None, log: Callable[[str], None] = print, resume_hint: str | None = None):
+                 progress: bool | None = None, log: Callable[[str], None] = print, resume_hint: str | None = None,
+                 test: bool = True):
         self.config = resolve_auto(config).validate()
         self.model_source = model
         self.paths = RunPaths(Path(run_dir))
         self.resume_hint = resume_hint or f"tinycnn train --resume {run_dir}"
+        self.test = test  # False: the test split is never read (a search's trials)
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._stop_requested = False
@@ -148,7 +150,7 @@ class Trainer:
         # second run in one process starts the same.
         torch.set_num_threads(c.threads or TORCH_DEFAULT_THREADS)
         torch.manual_seed(c.seed)
-        splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device)
+        splits = load_splits(c.dataset, val_size=c.val_size, subset=c.subset, device=self.device, test=self.test)
         mean, std = NORMALIZATION[c.dataset]
         augment = build_augment(c)
         common = dict(mean=mean, std=std, channels_last=c.channels_last)
@@ -229,9 +231,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None) -> RunResult:
+    def fit(self, resume: bool = False, on_batch: Callable[[int, int], None] | None = None,
+            on_epoch: Callable[[dict], None] | None = None) -> RunResult:
         """Train the run from its start, or with `resume` from its last.pt, holding its
-        directory all along (engine/rundir.claim)."""
+        directory all along (engine/rundir.claim). `on_epoch(row)` hears each epoch's metrics
+        once its files are written; an exception it raises stops the run there (a search's
+        pruner does)."""
         with claim(self.paths.root):
             if resume:
                 finished = self._finished_already()
@@ -241,7 +246,7 @@ class Trainer:
                 raise TinycnnError(f"{self.paths.root} already holds a trained run; resume it ({self.resume_hint}) "
                                    "or train into another directory")
             try:
-                return self._fit(resume, on_batch)
+                return self._fit(resume, on_batch, on_epoch)
             except OSError as exc:  # a full disk, a directory gone read-only: the last whole epoch is kept
                 raise self._stopped_by(exc) from None
 
@@ -275,7 +280,7 @@ class Trainer:
                                    f"config.toml, {theirs!r} in last.pt; put config.toml back as it was, or train into "
                                    "another directory")
 
-    def _fit(self, resume: bool, on_batch) -> RunResult:
+    def _fit(self, resume: bool, on_batch, on_epoch) -> RunResult:
         c, paths = self.config, self.paths
         state = load_checkpoint(paths.last, kind="resume") if resume else None
         if state is not None:
@@ -334,6 +339,8 @@ class Trainer:
                     eval_seconds=self.run_info["eval_seconds"] + row["eval_seconds"],
                 )
                 self.log(format_epoch(row, c.epochs))
+                if on_epoch is not None:
+                    on_epoch(row)
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)

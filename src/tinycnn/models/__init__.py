@@ -6,7 +6,7 @@
 Importing this package registers every model.
 """
 
-from tinycnn.models import era, tiny  # noqa: F401  (registers the models)
+from tinycnn.models import era, family, tiny  # noqa: F401  (registers the models)
 from tinycnn.models.registry import (
     ModelInfo,
     create_model,

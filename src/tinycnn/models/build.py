@@ -14,18 +14,13 @@ def build_model(config: TrainConfig) -> nn.Module:
     """config.model from the registry or its file, with config.dropout where the recipe sets
     one (a network of the user's gets it where its class or function takes `dropout`)."""
     if source.is_spec(config.model):
-        return source.build(source.parse_spec(config.model), config.dropout)
+        return source.build(source.parse_spec(config.model), config.dropout, config.model_args)
     overrides = {} if config.dropout is None else {"dropout": config.dropout}
-    return create_model(config.model, **overrides)
+    return create_model(config.model, **overrides, **config.model_args)
 
 
-def check_model_name(model: str, dropout: float | None = None) -> None:
-    """One line now for a model that cannot be built later: an unknown zoo name, a missing
-    file, a file that does not import, a name not in it, a factory that fails, an output
-    that is not (N, C) logits."""
-    from tinycnn.models.registry import model_info
-
-    if source.is_spec(model):
-        source.build(source.parse_spec(model), dropout)
-    else:
-        model_info(model)
+def check_model(config: TrainConfig) -> None:
+    """One line now for a network that cannot be built later: an unknown zoo name, a missing
+    file, a file that does not import, a name not in it, a factory that fails or takes other
+    arguments, an output that is not (N, C) logits."""
+    build_model(config)

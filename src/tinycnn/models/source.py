@@ -161,13 +161,15 @@ def takes_dropout(factory: Callable[..., Any]) -> bool:
     return "dropout" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
-def build(source: ModelSource, dropout: float | None = None):
-    """A fresh network from `source`: called with no arguments, or with dropout= where the
-    factory takes it and a rate is given; its output checked to be (N, C) logits."""
+def build(source: ModelSource, dropout: float | None = None, model_args: dict | None = None):
+    """A fresh network from `source`: called with `model_args` (none by default), and with
+    dropout= where the factory takes it and a rate is given; its output checked to be (N, C)
+    logits."""
     import torch
 
     factory = load_factory(source)
     kwargs = {"dropout": dropout} if dropout is not None and takes_dropout(factory) else {}
+    kwargs.update(model_args or {})
     try:
         model = factory(**kwargs)
     except Exception as exc:

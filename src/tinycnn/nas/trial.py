@@ -1,0 +1,94 @@
+"""One trial of a search: a point of the space, checked against the budget before anything
+trains, trained for the spec's epochs on the training images less a validation split, scored
+on that split (the mean accuracy of the last K epochs, K the spec's), and stopped early by the
+study's pruner. The test set is never read here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinycnn.config import TrainConfig
+from tinycnn.errors import TinycnnError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every trial of a search shares; the same in every process that runs trials."""
+
+    directory: str  # the search's directory: trials train into DIR/trials/trial-<n>/
+    recipe: str
+    spec: str
+    space: str
+    overrides: dict  # the command line's train overrides (epochs, subset, val_size, device, ...)
+    objective: str = "accuracy"  # or "pareto": (parameters, accuracy), two objectives
+    threads: int = 0
+
+
+def trial_config(plan: Plan, point, spec: dict) -> TrainConfig:
+    """The recipe with the point's network and settings, the spec's epochs and a validation split."""
+    from tinycnn.recipes import load_recipe
+
+    values = {"epochs": spec["epochs_at_most"], "val_size": 10_000, "spec": spec["name"], **plan.overrides, **point.settings}
+    if point.model is not None:
+        values["model"] = point.model
+    if point.model_args:
+        values["model_args"] = point.model_args
+    if plan.threads:
+        values["threads"] = plan.threads
+    config = load_recipe(plan.recipe, **values)
+    if config.val_size < 1:
+        raise TinycnnError("a search chooses on a validation split: give --val-size N with N >= 1")
+    return config
+
+
+def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
+    """Optuna's objective: the validation accuracy (%) to maximise, or (parameters, accuracy)
+    for a Pareto search; TrialPruned for a design over the budget or a weak trial."""
+    import optuna
+
+    from tinycnn.engine.trainer import Trainer
+    from tinycnn.models.build import build_model
+    from tinycnn.models.summary import summarize
+    from tinycnn.nas.space import load_space
+    from tinycnn.specs import load_spec
+
+    spec = load_spec(plan.spec)
+    point = load_space(plan.space).sample(trial)
+    trial.set_user_attr("design", point.model_args)
+    trial.set_user_attr("settings", point.settings)
+    try:
+        config = trial_config(plan, point, spec)
+        network = build_model(config)
+    except TinycnnError as exc:  # a design that does not fit a 28x28 image, an argument its factory refuses
+        trial.set_user_attr("reason", str(exc))
+        raise optuna.TrialPruned(str(exc)) from None
+    summary = summarize(network)
+    trial.set_user_attr("params", summary.total_params)
+    trial.set_user_attr("macs", summary.macs)
+    trial.set_user_attr("model", config.model)
+    if summary.total_params >= spec["params_below"]:  # never trained: over the budget
+        trial.set_user_attr("reason", f"{summary.total_params:,} parameters, not < {spec['params_below']:,}")
+        raise optuna.TrialPruned("over the parameter budget")
+    k = spec.get("last_k", 1)
+    accuracies: list[float] = []
+    start = time.perf_counter()
+    run_dir = Path(plan.directory) / "trials" / f"trial-{trial.number}"
+    trial.set_user_attr("run_dir", str(run_dir))
+
+    def report(row: dict) -> None:
+        accuracies.append(row["val_acc"])
+        trial.set_user_attr("val_acc", list(accuracies))
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        if plan.objective == "pareto":  # Optuna prunes single-objective studies only
+            return
+        trial.report(row["val_acc"], row["epoch"])
+        if trial.should_prune():
+            trial.set_user_attr("reason", f"stopped after epoch {row['epoch']}: behind the trials before it")
+            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+    Trainer(config, run_dir, progress=False, log=lambda line: None, test=False).fit(on_epoch=report)
+    trial.set_user_attr("seconds", time.perf_counter() - start)
+    accuracy = sum(accuracies[-k:]) / len(accuracies[-k:])
+    return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy

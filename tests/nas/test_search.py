@@ -1,0 +1,188 @@
+"""`tinycnn search` at a tiny size: Optuna locally, in two processes, on an RDB, and on a real
+local Ray instance; budgets checked before training, the test set never read, resumption,
+the outputs, spaces of the user's, and --confirm."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tinycnn
+from tinycnn.cli import main
+
+TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
+
+
+def trials(directory: Path) -> list[dict]:
+    with open(directory / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(autouse=True)
+def _no_test_set(monkeypatch):
+    """A search chooses on the validation split: reading the test set fails it."""
+    from tinycnn.data import datasets
+
+    real = datasets.load
+
+    def load(dataset="mnist", split="train", *args, **kwargs):
+        if split == "test" and getattr(_no_test_set, "searching", False):
+            raise AssertionError("a search read the test set")
+        return real(dataset, split, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load", load)
+    _no_test_set.searching = True
+    yield
+    _no_test_set.searching = False
+
+
+def test_a_local_search_writes_its_outputs_and_its_best_designs_train(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "3", *TINY]) == 0
+    rows = trials(out)
+    assert len(rows) == 3 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    done = [r for r in rows if r["state"] == "complete"]
+    assert done and all(len(json.loads(r["val_acc"])) == 2 for r in done)
+    assert all(0 < float(r["value"]) <= 100 and int(r["params"]) < 8000 for r in done)
+    text = (out / "search.md").read_text()
+    assert "## Best designs" in text and "## Frontier" in text and "minutes" in text
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = out / "best-1.toml"
+    assert 'model = "family"' in best.read_text() and "model_args = {" in best.read_text()
+    _no_test_set.searching = False  # training the design is not the search
+    assert main(["train", "--recipe", str(best), "--subset", "200", "--epochs", "1", "--no-progress",
+                 "--out", str(tmp_path / "t")]) == 0
+    assert main(["summary", "family", "--args", json.dumps(json.loads(done[0]["design"]))]) == 0
+
+
+def test_designs_over_the_budget_are_never_trained(tmp_path):
+    spec = tmp_path / "tiny-budget.toml"
+    spec.write_text("params_below = 1500\nepochs_at_most = 2\naccuracy_at_least = 99.0\nlast_k = 1\n")
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--spec", str(spec), "--trials", "4", *TINY]) == 0
+    for row in trials(out):
+        if row["params"] and int(row["params"]) >= 1500:
+            assert row["state"] == "pruned" and "not < 1,500" in row["reason"]
+            assert not (out / "trials" / f"trial-{row['number']}").exists()
+
+
+def test_a_search_continues_where_it_stopped(tmp_path, capsys):
+    import optuna
+
+    from tinycnn.nas.study import STUDY, storage
+
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "2", *TINY]) == 0
+    study = optuna.load_study(study_name=STUDY, storage=storage(out, None))
+    study.ask()  # a trial a killed search left running
+    assert main(["search", "--out", str(out), "--trials", "3", *TINY]) == 0
+    said = capsys.readouterr().out
+    assert "cut short by an interruption" in said
+    states = [r["state"] for r in trials(out)]
+    assert states.count("fail") == 1 and sum(s in ("complete", "pruned") for s in states) == 3
+    assert main(["search", "--out", str(out), "--trials", "3", "--subset", "400", *TINY[2:]]) == 1
+    assert "holds another search (subset = 300 there, 400 now)" in capsys.readouterr().err
+
+
+def test_a_pareto_search_has_two_objectives_and_a_frontier(tmp_path):
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "3", "--objective", "pareto", *TINY]) == 0
+    import optuna
+
+    study = optuna.load_study(study_name="tinycnn-search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "journal.log"))))
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    done = [r for r in trials(out) if r["state"] == "complete"]
+    assert done
+    for r in done:  # the two objectives are the parameter count and the validation accuracy
+        params, accuracy = study.trials[int(r["number"])].values
+        assert params == int(r["params"]) and accuracy == pytest.approx(float(r["value"]))
+    optuna_front = {t.number for t in study.best_trials}
+    undominated = {int(r["number"]) for r in done if not any(
+        int(o["params"]) <= int(r["params"]) and float(o["value"]) >= float(r["value"]) and o is not r
+        and (int(o["params"]), float(o["value"])) != (int(r["params"]), float(r["value"])) for o in done)}
+    assert undominated <= optuna_front
+    assert "## Frontier" in (out / "search.md").read_text()
+
+
+def test_two_worker_processes_share_the_study(tmp_path):
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "4", "--workers", "2", *TINY]) == 0
+    finished = [r for r in trials(out) if r["state"] in ("complete", "pruned")]
+    assert len(finished) >= 4
+    designs = [r["design"] for r in finished]
+    assert len(set(designs)) == len(designs)  # the workers' samplers draw different points
+
+
+def test_an_rdb_study(tmp_path):
+    out = tmp_path / "s"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["search", "--out", str(out), "--trials", "2", "--storage", url, *TINY]) == 0
+    import optuna
+
+    assert len(optuna.load_study(study_name="tinycnn-search", storage=url).trials) == 2
+    assert not (out / "journal.log").exists()
+
+
+def test_the_ray_backend_runs_the_same_study_on_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "2", "--backend", "ray", "--workers", "2", *TINY]) == 0
+    rows = trials(out)
+    assert len(rows) == 2 and all(r["state"] in ("complete", "pruned") for r in rows)
+    assert all((out / "trials" / f"trial-{r['number']}" / "metrics.jsonl").exists() for r in rows if r["state"] == "complete")
+
+
+def test_a_space_of_the_users_over_their_own_factory(tmp_path):
+    (tmp_path / "nets.py").write_text(
+        "import torch.nn as nn\n\n"
+        "def Wide(width=8, dropout=0.0):\n"
+        "    return nn.Sequential(nn.Conv2d(1, width, 3), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),\n"
+        "                         nn.Dropout(dropout), nn.Conv2d(width, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())\n")
+    space = tmp_path / "space.toml"
+    space.write_text('model = "nets.py:Wide"\n[model_args]\nwidth = { choices = [4, 8, 12] }\n'
+                     '[settings]\nrotation = { low = 0.0, high = 10.0 }\nbatch_size = { choices = [32, 64] }\n')
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "3", *TINY]) == 0
+    rows = [r for r in trials(out) if r["state"] == "complete"]
+    assert rows and all(json.loads(r["design"])["width"] in (4, 8, 12) for r in rows)
+    assert all(0 <= json.loads(r["settings"])["rotation"] <= 10 for r in rows)
+    assert f'model = "{tmp_path / "nets.py"}:Wide"' in (out / "best-1.toml").read_text()
+
+
+def test_confirm_trains_the_best_designs_over_seeds(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--trials", "2", "--top", "1", *TINY]) == 0
+    _no_test_set.searching = False  # confirming is the one time the test set is read
+    assert main(["search", "--confirm", str(out), "--seeds", "0,1", "--subset", "200", "--epochs", "1",
+                 "--no-compile", "--no-amp", "--device", "cpu"]) == 0
+    text = (out / "confirm.md").read_text()
+    assert "| best-1.toml |" in text and "0 of 2 (era-s7)" in text  # a --subset run never meets a budget
+    assert (out / "confirm" / "best-1" / "seed-1" / "metrics.jsonl").exists()
+
+
+def test_search_from_python(tmp_path):
+    directory = tinycnn.search(tmp_path / "s", trials=2, subset=300, epochs=2, val_size=200, compile=False, amp=False,
+                               device="cpu", log=lambda line: None)
+    assert (directory / "trials.csv").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "nothing"], "unknown search space 'nothing'"),
+    (["--backend", "ray", "--ray-address", "10.0.0.1:6379"], "give them a shared study with --storage URL"),
+    (["--trials", "0"], "--trials and --workers must be >= 1"),
+])
+def test_search_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    assert main(["search", "--out", str(tmp_path / "s"), *argv, *TINY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_a_bad_space_file_is_one_line(tmp_path, capsys):
+    space = tmp_path / "space.toml"
+    space.write_text("[settings]\nmax_lr = { low = 0.3, high = 0.1 }\n")
+    assert main(["search", "--out", str(tmp_path / "s"), "--space", str(space), *TINY]) == 1
+    assert "low and high should be numbers with low < high" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "s", ignore_errors=True)
