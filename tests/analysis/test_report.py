@@ -169,3 +169,23 @@ def test_time_to_target_row():
     assert _held_row([outcome(12, 300.0), outcome(None, None), outcome(14, 400.0)]) == "2 of 3 seeds: epochs 12, 14; 350 s (mean of 2; 300-400)"
     assert _held_row([outcome(None, None)]) == "never"
     assert _held_row([outcome(10, 800.0, True), outcome(13, 900.0, True)]).endswith("(stacked seeds: the time of all of them)")
+
+
+def test_compare_draws_parameters_against_accuracy_over_seeds(runs, tmp_path, monkeypatch):
+    single, multi = runs
+    drawn = {}
+    real = plots.plot_frontier
+
+    def spy(path, points, **kwargs):
+        drawn.update(points=points, **kwargs)
+        return real(path, points, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_frontier", spy)
+    assert main(["compare", str(single), str(multi), "--out", str(tmp_path / "c.png"), "--frontier", str(tmp_path / "f.png")]) == 0
+    assert_png(tmp_path / "f.png", plots.SIZE_FRONTIER)
+    final = lambda run: read_metrics(run)[-1]["test_acc"]
+    assert drawn["points"] == [
+        {"name": "single", "params": 6750, "accs": [final(single)]},
+        {"name": "multi", "params": 6750, "accs": [final(multi / "seed-0"), final(multi / "seed-1")]},
+    ]
+    assert drawn["budgets"] == [8000]

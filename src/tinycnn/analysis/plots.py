@@ -32,6 +32,7 @@ SIZE_CONFUSION = (14, 6)
 SIZE_OVERLAY = (10, 6)
 SIZE_LR_FIND = (9, 5.5)
 SIZE_LR_SWEEP = (10, 6)
+SIZE_FRONTIER = (12, 6)
 
 TARGET_STYLE = dict(color="tab:red", linestyle="--", linewidth=1.0)
 
@@ -305,5 +306,35 @@ def plot_lr_sweep(path, curves: list[dict], *, steps_per_epoch: int, title: str)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9, title="constant learning rate")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def plot_frontier(path, points: list[dict], *, target: float | None, budgets: Sequence[int] = (), title: str) -> Path:
+    """Parameters (log axis) against final test accuracy over seeds, one point per run: the
+    mean with a bar from the lowest seed to the highest, labelled. `points`: dicts of name,
+    params and the per-seed accuracies `accs`."""
+    fig = new_figure(SIZE_FRONTIER)
+    ax = fig.add_subplot()
+    seen: dict[int, int] = {}
+    for i, p in enumerate(sorted(points, key=lambda p: (p["params"], -float(np.mean(p["accs"]))))):
+        accs = np.asarray(p["accs"], dtype=float)
+        mean = accs.mean()
+        x = p["params"] * 1.04 ** seen.get(p["params"], 0)  # runs of one size side by side, not on top of each other
+        seen[p["params"]] = seen.get(p["params"], 0) + 1
+        ax.errorbar([x], [mean], yerr=[[mean - accs.min()], [accs.max() - mean]], fmt="os^Dv"[i // 10 % 5], color=f"C{i % 10}",
+                    capsize=3, markersize=5, label=f"{p['name']} ({len(accs)})")
+    for budget in budgets:
+        ax.axvline(budget, color="tab:gray", linestyle=":", linewidth=1)
+        ax.annotate(f"< {budget:,}", (budget, 0), xycoords=("data", "axes fraction"), xytext=(-3, 4),
+                    textcoords="offset points", ha="right", fontsize=7, color="tab:gray")
+    if target is not None:
+        ax.axhline(target, **TARGET_STYLE, label=f"{target:g}% target")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("final test accuracy (%): mean, bar from min to max over seeds")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
     fig.tight_layout()
     return save(fig, path)

@@ -396,8 +396,10 @@ def _versions(view: RunView) -> str:
 # ---------------------------------------------------------------------- compare
 
 
-def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | None = None) -> str:
-    """A text table of the runs and one figure overlaying their test accuracy; returns the table."""
+def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | None = None,
+            frontier_png: str | Path | None = None) -> str:
+    """A text table of the runs and one figure overlaying their test accuracy (and, with
+    `frontier_png`, one of parameters against final test accuracy over seeds); returns the table."""
     from tinycnn.analysis import plots
 
     if not run_dirs:
@@ -406,7 +408,7 @@ def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | No
     base = [v.path.name for v in views]
     names = base if len(set(base)) == len(base) else [str(v.path) for v in views]
     header = ["run", "model", "params", "seeds", "epochs", "final test %", "min last K %", "K", "best test %", "s/epoch", "target held from"]
-    rows, series, targets = [], [], set()
+    rows, series, targets, points, budgets = [], [], set(), [], set()
     for name, v in zip(names, views):
         spec = load_spec(v.config.spec)
         k = last_k or spec.get("last_k", 1)
@@ -422,11 +424,16 @@ def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | No
             f"{mean('seconds_per_epoch'):.1f}", _held_row(outs),
         ])
         series.append((name, [[m["test_acc"] for m in ms] for ms in v.metrics]))
+        points.append({"name": name, "params": v.params, "accs": [o["final_test_acc"] for o in outs]})
+        budgets.add(spec["params_below"])
     target = targets.pop() if len(targets) == 1 else None
     plots.plot_overlay(out_png, series, target=target, title=f"Test accuracy of {len(views)} runs" + (" (several seeds: mean, shaded from min to max)" if any(v.multi for v in views) else ""))
+    if frontier_png:
+        plots.plot_frontier(frontier_png, points, target=target, budgets=sorted(budgets),
+                            title="Parameters against final test accuracy over seeds (the number of seeds in brackets)")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     last = len(header) - 1
     fmt = lambda r: "  ".join(c.ljust(w) if i < 2 or i == last else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()  # noqa: E731
     note = ("final, min last K and best: mean over seeds; s/epoch: median training + evaluation seconds; target held from: "
             "the epoch from which test accuracy stayed at or above the spec's target, and the seconds of training + evaluation up to it")
-    return "\n".join([fmt(header), *map(fmt, rows), note, f"figure: {out_png}"])
+    return "\n".join([fmt(header), *map(fmt, rows), note, f"figure: {out_png}" + (f", {frontier_png}" if frontier_png else "")])
