@@ -155,12 +155,14 @@ def test_a_space_of_the_users_over_their_own_factory(tmp_path):
 def test_confirm_trains_the_best_designs_over_seeds(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["search", "--out", str(out), "--trials", "2", "--top", "1", *TINY]) == 0
+    (out / "best-2.toml").write_text((out / "best-1.toml").read_text())  # a second design, which --top 1 leaves out
     _no_test_set.searching = False  # confirming is the one time the test set is read
-    assert main(["search", "--confirm", str(out), "--seeds", "0,1", "--subset", "200", "--epochs", "1",
+    assert main(["search", "--confirm", str(out), "--top", "1", "--seeds", "0,1", "--subset", "200", "--epochs", "1",
                  "--no-compile", "--no-amp", "--device", "cpu"]) == 0
     text = (out / "confirm.md").read_text()
     assert "| best-1.toml |" in text and "0 of 2 (era-s7)" in text  # a --subset run never meets a budget
     assert (out / "confirm" / "best-1" / "seed-1" / "metrics.jsonl").exists()
+    assert "best-2" not in text and not (out / "confirm" / "best-2").exists()
 
 
 def test_search_from_python(tmp_path):

@@ -31,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (trials train with the recipe's seed)")
     parser.add_argument("--objective", choices=["accuracy", "pareto"], default="accuracy",
                         help="accuracy (weak trials pruned), or pareto: fewer parameters and higher accuracy together")
-    parser.add_argument("--top", type=int, default=3, help="best designs written as best-*.toml")
+    parser.add_argument("--top", type=int, default=None,
+                        help="best designs written as best-*.toml (default 3); with --confirm, how many of them to train (default all)")
     parser.add_argument("--epochs", type=int, default=S, help="epochs per trial (default: the spec's)")
     parser.add_argument("--subset", type=int, default=S, help="train each trial on N images: a faster, rougher search")
     parser.add_argument("--val-size", type=int, default=S, help="validation images carved from the training set (default 10000)")
@@ -50,9 +51,9 @@ def run(args):
     overrides = {k: v for k, v in vars(args).items() if k in OVERRIDES}
     if args.confirm:
         overrides.pop("val_size", None)  # the whole training set
-        confirm(args.confirm, parse_seeds(args.seeds), parallel=args.parallel, **overrides)
+        confirm(args.confirm, parse_seeds(args.seeds), parallel=args.parallel, top=args.top, **overrides)
         return 0
     search(args.out, spec=args.spec, space=args.space, recipe=args.recipe, trials=args.trials, workers=args.workers,
-           backend=args.backend, ray_address=args.ray_address, storage=args.storage, seed=args.seed, top=args.top,
+           backend=args.backend, ray_address=args.ray_address, storage=args.storage, seed=args.seed, top=3 if args.top is None else args.top,
            objective=args.objective, **overrides)
     return 0

@@ -56,9 +56,10 @@ def search(out: str | Path | None = None, *, spec: str = "era-s7", space: str = 
     return directory
 
 
-def confirm(directory: str | Path, seeds, *, parallel: bool = False, log=print, **overrides) -> list[dict]:
-    """Train each best-*.toml of a search on the whole training set over `seeds` (a list or
-    "0..4"); per design the test accuracy over seeds and the budget check (DIR/confirm/<best-i>/,
+def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | None = None, log=print,
+            **overrides) -> list[dict]:
+    """Train each best-*.toml of a search (the first `top` of them, or all) on the whole training
+    set over `seeds` (a list or "0..4"); per design the test accuracy over seeds and the budget check (DIR/confirm/<best-i>/,
     DIR/confirm.md). `overrides` (subset=, epochs=, device=, ...) make a smoke run of it."""
     from tinycnn.seeds.seed_list import parse_seeds
 
@@ -69,7 +70,9 @@ def confirm(directory: str | Path, seeds, *, parallel: bool = False, log=print, 
     from tinycnn.seeds.runner import resume_seeds, run_seeds, start_seeds
 
     directory = Path(directory)
-    recipes = sorted(directory.glob("best-*.toml"), key=lambda p: int(p.stem.split("-")[1]))
+    if top is not None and top < 1:
+        raise TinycnnError(f"--top should be at least 1, got {top}")
+    recipes = sorted(directory.glob("best-*.toml"), key=lambda p: int(p.stem.split("-")[1]))[:top]
     if not recipes:
         raise TinycnnError(f"{directory}: no best-*.toml to confirm; run the search first (tinycnn search --out {directory})")
     results = []
