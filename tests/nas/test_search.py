@@ -152,6 +152,20 @@ def test_a_space_of_the_users_over_their_own_factory(tmp_path):
     assert f'model = "{tmp_path / "nets.py"}:Wide"' in (out / "best-1.toml").read_text()
 
 
+def test_a_point_drawn_again_takes_the_earlier_trials_result(tmp_path):
+    space = tmp_path / "one.toml"
+    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8]] }\n'
+                     '[settings]\nrotation = { choices = [0.0] }\n')
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "3", *TINY]) == 0
+    first, *again = trials(out)
+    assert first["state"] == "complete" and float(first["seconds"]) > 0
+    assert [r["state"] for r in again] == ["complete", "complete"]
+    assert all(r["value"] == first["value"] and r["val_acc"] == first["val_acc"] and float(r["seconds"]) == 0
+               and r["reason"].startswith("the same point as trial 0") for r in again)
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0"]
+
+
 def test_confirm_trains_the_best_designs_over_seeds(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["search", "--out", str(out), "--trials", "2", "--top", "1", *TINY]) == 0

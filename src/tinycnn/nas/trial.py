@@ -71,6 +71,9 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     if summary.total_params >= spec["params_below"]:  # never trained: over the budget
         trial.set_user_attr("reason", f"{summary.total_params:,} parameters, not < {spec['params_below']:,}")
         raise optuna.TrialPruned("over the parameter budget")
+    twin = earlier_twin(trial)
+    if twin is not None:  # training is seeded: the same point would give the same result again
+        return twin_result(trial, twin, plan)
     k = spec.get("last_k", 1)
     accuracies: list[float] = []
     start = time.perf_counter()
@@ -92,3 +95,28 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     trial.set_user_attr("seconds", time.perf_counter() - start)
     accuracy = sum(accuracies[-k:]) / len(accuracies[-k:])
     return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy
+
+
+def earlier_twin(trial):
+    """A finished trial of the same point (a small space, or workers drawing alike), or None."""
+    from optuna.trial import TrialState
+
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.number != trial.number and other.params == trial.params and other.user_attrs.get("val_acc"):
+            return other
+    return None
+
+
+def twin_result(trial, twin, plan: Plan) -> float | tuple[int, float]:
+    """The twin's result as this trial's, without training: its accuracies, its run directory."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for key in ("val_acc", "run_dir"):
+        trial.set_user_attr(key, twin.user_attrs.get(key))
+    trial.set_user_attr("seconds", 0.0)
+    if twin.state == TrialState.PRUNED:
+        trial.set_user_attr("reason", f"the same point as trial {twin.number}, which was stopped early")
+        raise optuna.TrialPruned(f"the same point as trial {twin.number}")
+    trial.set_user_attr("reason", f"the same point as trial {twin.number}: its result, not trained again")
+    return tuple(twin.values) if plan.objective == "pareto" else twin.value
