@@ -11,6 +11,7 @@ import pytest
 
 import tinycnn
 from tinycnn.cli import main
+from tinycnn.nas.trial import first_prunable_epoch
 
 TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
 
@@ -150,6 +151,11 @@ def test_a_space_of_the_users_over_their_own_factory(tmp_path):
     assert rows and all(json.loads(r["design"])["width"] in (4, 8, 12) for r in rows)
     assert all(0 <= json.loads(r["settings"])["rotation"] <= 10 for r in rows)
     assert f'model = "{tmp_path / "nets.py"}:Wide"' in (out / "best-1.toml").read_text()
+
+
+@pytest.mark.parametrize("epochs, first", [(1, 2), (2, 2), (6, 2), (7, 3), (15, 5), (20, 7)])
+def test_weak_trials_are_stopped_only_from_a_third_of_the_epochs_on(epochs, first):
+    assert first_prunable_epoch(epochs) == first
 
 
 def test_a_point_drawn_again_takes_the_earlier_trials_result(tmp_path):

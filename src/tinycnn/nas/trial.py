@@ -5,6 +5,7 @@ study's pruner. The test set is never read here."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
         if plan.objective == "pareto":  # Optuna prunes single-objective studies only
             return
         trial.report(row["val_acc"], row["epoch"])
-        if trial.should_prune():
+        if row["epoch"] >= first_prunable_epoch(config.epochs) and trial.should_prune():
             trial.set_user_attr("reason", f"stopped after epoch {row['epoch']}: behind the trials before it")
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
@@ -95,6 +96,12 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     trial.set_user_attr("seconds", time.perf_counter() - start)
     accuracy = sum(accuracies[-k:]) / len(accuracies[-k:])
     return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy
+
+
+def first_prunable_epoch(epochs: int) -> int:
+    """The pruner may stop a trial from a third of its epochs on (not before the second): while
+    OneCycle's rate still climbs, which trial is ahead says little about where it ends."""
+    return max(2, math.ceil(epochs / 3))
 
 
 def earlier_twin(trial):
