@@ -12,6 +12,7 @@ import pytest
 import tinycnn
 from tinycnn.cli import main
 from tinycnn.nas.trial import first_prunable_epoch
+from tinycnn.recipes import load_recipe
 
 TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
 
@@ -67,6 +68,25 @@ def test_designs_over_the_budget_are_never_trained(tmp_path):
         if row["params"] and int(row["params"]) >= 1500:
             assert row["state"] == "pruned" and "not < 1,500" in row["reason"]
             assert not (out / "trials" / f"trial-{row['number']}").exists()
+
+
+def test_a_spec_file_travels_with_the_best_designs_and_confirm_can_judge_by_another(tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "small.toml"
+    spec.write_text("params_below = 2000\nepochs_at_most = 2\naccuracy_at_least = 99.0\nlast_k = 1\n")
+    space = tmp_path / "one.toml"
+    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8]] }\n')
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--spec", str(spec), "--space", str(space), "--trials", "1", *TINY]) == 0
+    best = out / "best-1.toml"
+    assert 'spec = "../specs/small.toml"' in best.read_text()  # relative to the recipe: the directory can move
+    monkeypatch.chdir(tmp_path / "specs")
+    assert load_recipe(str(best)).spec == str(spec.resolve())
+    _no_test_set.searching = False  # confirming is the one time the test set is read
+    assert main(["search", "--confirm", str(out), "--spec", "era-s6", "--seeds", "0", "--subset", "200",
+                 "--epochs", "1", "--no-compile", "--no-amp", "--device", "cpu"]) == 0
+    assert "0 of 1 (era-s6)" in (out / "confirm.md").read_text()
+    assert main(["search", "--confirm", str(tmp_path / "elsewhere"), "--spec", "nothing"]) == 1
 
 
 def test_a_search_continues_where_it_stopped(tmp_path, capsys):

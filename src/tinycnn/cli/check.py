@@ -1,11 +1,11 @@
 """`tinycnn check RUN_DIR`: does a run meet the assignment's budget? PASS/FAIL per criterion."""
 
-HELP = "check a run against a budget spec (era-s6, era-s7, or a .toml); exit 0 only if all pass"
+HELP = "check a run against a budget spec (era-s6, era-s7, at-most-4000, or a .toml); exit 0 only if all pass"
 
 
 def add_arguments(parser):
     parser.add_argument("run_dir", help="a run directory written by tinycnn train")
-    parser.add_argument("--spec", default=None, help="era-s6, era-s7 or a spec .toml (default: the run's recipe's)")
+    parser.add_argument("--spec", default=None, help="era-s6, era-s7, at-most-4000 or a spec .toml (default: the run's recipe's)")
     parser.add_argument("--last", type=int, default=None, help="K: accuracy must hold in each of the last K epochs (default: the spec's)")
 
 

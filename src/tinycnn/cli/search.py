@@ -19,7 +19,8 @@ S = argparse.SUPPRESS
 
 
 def add_arguments(parser):
-    parser.add_argument("--spec", default="era-s7", help="the budget: era-s6, era-s7 or a spec .toml")
+    parser.add_argument("--spec", default=None,
+                        help="the budget: era-s6, era-s7, at-most-4000 or a spec .toml (default: era-s7; with --confirm, the search's)")
     parser.add_argument("--space", default="family", help="family, settings, family+settings, or a space .toml")
     parser.add_argument("--recipe", default="default", help="the recipe trials start from")
     parser.add_argument("--trials", type=int, default=20, help="trials that complete or are pruned, in all")
@@ -51,9 +52,9 @@ def run(args):
     overrides = {k: v for k, v in vars(args).items() if k in OVERRIDES}
     if args.confirm:
         overrides.pop("val_size", None)  # the whole training set
-        confirm(args.confirm, parse_seeds(args.seeds), parallel=args.parallel, top=args.top, **overrides)
+        confirm(args.confirm, parse_seeds(args.seeds), parallel=args.parallel, top=args.top, spec=args.spec, **overrides)
         return 0
-    search(args.out, spec=args.spec, space=args.space, recipe=args.recipe, trials=args.trials, workers=args.workers,
+    search(args.out, spec=args.spec or "era-s7", space=args.space, recipe=args.recipe, trials=args.trials, workers=args.workers,
            backend=args.backend, ray_address=args.ray_address, storage=args.storage, seed=args.seed, top=3 if args.top is None else args.top,
            objective=args.objective, **overrides)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 from tinycnn.atomic import atomic_write_text
@@ -81,11 +82,16 @@ def write_csv(path: Path, trials: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def recipe_relative(spec: str, directory: Path) -> str:
+    """A spec's name as it is; a spec's file relative to the recipe that names it."""
+    return os.path.relpath(spec, directory) if spec.endswith(".toml") else spec
+
+
 def write_recipe(path: Path, trial: dict, plan: Plan, spec: dict) -> Path:
     """A recipe that trains the trial's design and settings on the whole training set."""
     values = {"extends": plan.recipe if not plan.recipe.endswith(".toml") else str(Path(plan.recipe).resolve()),
               "description": f"search trial {trial['number']}: {trial['params']:,} params, validation {trial['value']:.2f}%",
-              "spec": spec["name"], "epochs": spec["epochs_at_most"]}
+              "spec": recipe_relative(plan.spec, path.parent), "epochs": spec["epochs_at_most"]}
     if trial["model"]:
         values["model"] = trial["model"]
     if trial["design"]:

@@ -56,11 +56,12 @@ def search(out: str | Path | None = None, *, spec: str = "era-s7", space: str = 
     return directory
 
 
-def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | None = None, log=print,
-            **overrides) -> list[dict]:
+def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | None = None, spec: str | None = None,
+            log=print, **overrides) -> list[dict]:
     """Train each best-*.toml of a search (the first `top` of them, or all) on the whole training
-    set over `seeds` (a list or "0..4"); per design the test accuracy over seeds and the budget check (DIR/confirm/<best-i>/,
-    DIR/confirm.md). `overrides` (subset=, epochs=, device=, ...) make a smoke run of it."""
+    set over `seeds` (a list or "0..4"); per design the test accuracy over seeds and the budget
+    check against `spec` (a name or a .toml; default: the search's), in DIR/confirm/<best-i>/ and
+    DIR/confirm.md. `overrides` (subset=, epochs=, device=, ...) make a smoke run of it."""
     from tinycnn.seeds.seed_list import parse_seeds
 
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
@@ -70,6 +71,11 @@ def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | 
     from tinycnn.seeds.runner import resume_seeds, run_seeds, start_seeds
 
     directory = Path(directory)
+    if spec is not None:
+        from tinycnn.specs import load_spec
+
+        load_spec(spec)  # one line now for a spec that does not load
+        overrides["spec"] = str(Path(spec).resolve()) if spec.endswith(".toml") else spec
     if top is not None and top < 1:
         raise TinycnnError(f"--top should be at least 1, got {top}")
     recipes = sorted(directory.glob("best-*.toml"), key=lambda p: int(p.stem.split("-")[1]))[:top]

@@ -31,7 +31,7 @@ def trial_config(plan: Plan, point, spec: dict) -> TrainConfig:
     """The recipe with the point's network and settings, the spec's epochs and a validation split."""
     from tinycnn.recipes import load_recipe
 
-    values = {"epochs": spec["epochs_at_most"], "val_size": 10_000, "spec": spec["name"], **plan.overrides, **point.settings}
+    values = {"epochs": spec["epochs_at_most"], "val_size": 10_000, "spec": plan.spec, **plan.overrides, **point.settings}
     if point.model is not None:
         values["model"] = point.model
     if point.model_args:

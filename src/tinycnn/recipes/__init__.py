@@ -45,6 +45,9 @@ def recipe_values(name_or_file: str, _seen: tuple[str, ...] = ()) -> dict:
     values = read_toml(path)
     if isinstance(values.get("model"), str):  # a network's file is relative to the recipe that names it
         values["model"] = anchor_model_file(values["model"], path.parent)
+    spec = values.get("spec")
+    if isinstance(spec, str) and spec.endswith(".toml") and not Path(spec).expanduser().is_absolute():
+        values["spec"] = str((path.parent / Path(spec).expanduser()).resolve())  # so is a spec's file
     parent = values.pop("extends", None)
     if parent is not None:
         if not isinstance(parent, str):
