@@ -1,10 +1,12 @@
 """--parallel: seeds trained side by side in processes of their own (parallel_seeds.py)."""
 
+import fcntl
 import json
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -72,6 +74,36 @@ def test_ctrl_c_saves_every_seed_and_resume_finishes_them(tmp_path):
     assert main([*args, "--out", str(whole)]) == 0
     for seed in (0, 1):
         assert _metrics(run_dir / f"seed-{seed}") == _metrics(whole / f"seed-{seed}")
+
+
+def test_seeds_whose_parent_is_killed_save_and_stop(tmp_path):
+    """SIGKILL leaves the parent no chance to pass Ctrl-C on: the children must not train on unseen."""
+    args = ["train", "--subset", "3000", "--epochs", "2", "--threads", "1", "--seeds", "0,1", "--parallel", "--no-progress"]
+    run_dir = tmp_path / "cut"
+    cli = subprocess.Popen([sys.executable, "-m", "tinycnn", *args, "--out", str(run_dir)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in cli.stdout:
+        if "epoch  1/2" in line:
+            cli.kill()
+            break
+    cli.wait(timeout=60)
+    deadline = time.monotonic() + 120
+    while not all(_unlocked(run_dir / f"seed-{s}") for s in (0, 1)):  # each child ends, freeing its directory
+        assert time.monotonic() < deadline, "a seed's process kept running after its parent was killed"
+        time.sleep(0.5)
+    statuses = [json.loads((run_dir / f"seed-{s}" / "run.json").read_text())["status"] for s in (0, 1)]
+    assert "interrupted" in statuses and set(statuses) <= {"interrupted", "finished"}
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+
+
+def _unlocked(seed_dir) -> bool:
+    with open(seed_dir / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
 
 
 def test_a_failing_seed_is_one_line(tmp_path, capsys):

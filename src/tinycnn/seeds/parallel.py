@@ -9,7 +9,8 @@ every core busy (docs/performance.md, "CPU"). Each seed's run is the run `tinycn
 
 The processes are spawned (fresh interpreters, no forked torch state) and each starts a
 process group of its own, so that a Ctrl-C reaches the parent only, which passes exactly one
-on to every running seed: each then saves its resume point, as a single run does.
+on to every running seed: each then saves its resume point, as a single run does. On Linux a
+seed whose parent is killed outright gets that Ctrl-C from the kernel instead.
 """
 
 from __future__ import annotations
@@ -50,10 +51,25 @@ def plan_processes(seeds: int, threads: int, cores: int) -> tuple[int, int]:
     return max(1, math.ceil(seeds / rounds)), threads
 
 
-def _train_seed(label: str, config: dict, seed_dir: str, resume: bool, errors) -> None:
+def _interrupt_when_parent_dies(parent: int) -> None:
+    """Linux: a child whose parent is killed (SIGTERM, SIGKILL, out of memory) gets the Ctrl-C the
+    parent can no longer pass on, so it saves its resume point and ends instead of training on
+    unseen, holding its directory."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+    if os.getppid() != parent:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _train_seed(label: str, config: dict, seed_dir: str, resume: bool, errors, parent: int) -> None:
     """A child: one seed's Trainer, its lines prefixed with the job's label."""
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)  # Ctrl-C at the terminal reaches the parent, which passes it on once
+    _interrupt_when_parent_dies(parent)
     prefix = f"{label}: "
 
     def log(message: str) -> None:
@@ -97,7 +113,8 @@ def run_in_processes(jobs: list[SeedJob], processes: int, resume_hint: str) -> N
             while todo and len(running) < processes and failure is None and not interrupted:
                 job = todo.pop(0)
                 resume = (job.seed_dir / "last.pt").exists()
-                process = ctx.Process(target=_train_seed, args=(job.label, job.config, str(job.seed_dir), resume, errors))
+                process = ctx.Process(target=_train_seed, args=(job.label, job.config, str(job.seed_dir), resume, errors,
+                                                                  os.getpid()))
                 process.start()
                 print(f"=== {job.label} -> {job.seed_dir} (process {process.pid}, {job.config['threads']} thread"
                       f"{'s' if job.config['threads'] != 1 else ''})", flush=True)
