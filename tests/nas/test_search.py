@@ -11,7 +11,7 @@ import pytest
 
 import tinycnn
 from tinycnn.cli import main
-from tinycnn.nas.trial import first_prunable_epoch
+from tinycnn.nas.trial import earlier_twin, first_prunable_epoch
 from tinycnn.recipes import load_recipe
 
 TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
@@ -190,6 +190,26 @@ def test_a_point_drawn_again_takes_the_earlier_trials_result(tmp_path):
     assert all(r["value"] == first["value"] and r["val_acc"] == first["val_acc"] and float(r["seconds"]) == 0
                and r["reason"].startswith("the same point as trial 0") for r in again)
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0"]
+
+
+def test_a_point_still_training_elsewhere_is_not_trained_twice():
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    for width in (8, 8, 12, 8):
+        study.enqueue_trial({"width": width})
+    first, second, other = (study.ask() for _ in range(3))
+    for trial in (first, second, other):
+        trial.suggest_categorical("width", [8, 12])
+    assert earlier_twin(first) is None and earlier_twin(other) is None  # the earliest of a point trains
+    with pytest.raises(optuna.TrialPruned):
+        earlier_twin(second)  # while the first still trains
+    assert "still training" in study.trials[second.number].user_attrs["reason"]
+    first.set_user_attr("val_acc", [99.0])
+    study.tell(first, 99.0)
+    later = study.ask()
+    later.suggest_categorical("width", [8, 12])
+    assert earlier_twin(later).number == first.number  # once finished, its result is taken
 
 
 def test_confirm_trains_the_best_designs_over_seeds(tmp_path, capsys):

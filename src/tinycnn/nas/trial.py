@@ -105,11 +105,19 @@ def first_prunable_epoch(epochs: int) -> int:
 
 
 def earlier_twin(trial):
-    """A finished trial of the same point (a small space, or workers drawing alike), or None."""
+    """A finished trial of the same point (a small space, or workers drawing alike), or None;
+    TrialPruned where an earlier trial of it is still training."""
+    import optuna
     from optuna.trial import TrialState
 
-    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if other.number != trial.number and other.params == trial.params and other.user_attrs.get("val_acc"):
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
+        if other.number == trial.number or other.params != trial.params:
+            continue
+        if other.state == TrialState.RUNNING:
+            if other.number < trial.number:
+                trial.set_user_attr("reason", f"the same point as trial {other.number}, still training: not trained twice")
+                raise optuna.TrialPruned(f"the same point as trial {other.number}")
+        elif other.user_attrs.get("val_acc"):
             return other
     return None
 
