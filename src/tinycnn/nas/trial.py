@@ -88,7 +88,8 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
         if plan.objective == "pareto":  # Optuna prunes single-objective studies only
             return
         trial.report(row["val_acc"], row["epoch"])
-        if row["epoch"] >= first_prunable_epoch(config.epochs) and trial.should_prune():
+        # the last epoch is trained already: stopping there saves nothing and loses the trial's score
+        if first_prunable_epoch(config.epochs) <= row["epoch"] < config.epochs and trial.should_prune():
             trial.set_user_attr("reason", f"stopped after epoch {row['epoch']}: behind the trials before it")
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
