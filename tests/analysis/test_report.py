@@ -16,6 +16,7 @@ from tinycnn.analysis.report import (
     confusion,
     lr_schedule,
     predict,
+    unique_labels,
     write_report,
 )
 from tinycnn.cli import main
@@ -189,3 +190,9 @@ def test_compare_draws_parameters_against_accuracy_over_seeds(runs, tmp_path, mo
         {"name": "multi", "params": 6750, "accs": [final(multi / "seed-0"), final(multi / "seed-1")]},
     ]
     assert drawn["budgets"] == [8000]
+
+
+def test_runs_are_labelled_by_the_fewest_parts_that_tell_them_apart(tmp_path):
+    paths = [tmp_path / "default", tmp_path / "a" / "confirm" / "best-1", tmp_path / "b" / "confirm" / "best-1"]
+    assert unique_labels(paths) == ["default", "a/confirm/best-1", "b/confirm/best-1"]
+    assert unique_labels([tmp_path / "x", tmp_path / "y"]) == ["x", "y"]

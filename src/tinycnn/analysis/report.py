@@ -396,6 +396,20 @@ def _versions(view: RunView) -> str:
 # ---------------------------------------------------------------------- compare
 
 
+def unique_labels(paths: list[Path]) -> list[str]:
+    """Each path by the fewest of its last parts that tell it from the others
+    (`under-4k/confirm/best-1` beside `default`)."""
+    parts = [Path(p).resolve().parts for p in paths]
+
+    def label(i: int) -> str:
+        for k in range(1, len(parts[i]) + 1):
+            if all(parts[i][-k:] != other[-k:] for j, other in enumerate(parts) if j != i):
+                return "/".join(parts[i][-k:])
+        return str(paths[i])
+
+    return [label(i) for i in range(len(paths))]
+
+
 def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | None = None,
             frontier_png: str | Path | None = None) -> str:
     """A text table of the runs and one figure overlaying their test accuracy (and, with
@@ -405,8 +419,7 @@ def compare(run_dirs: list[str | Path], out_png: str | Path, *, last_k: int | No
     if not run_dirs:
         raise TinycnnError("name at least one run directory to compare")
     views = [open_run(d) for d in run_dirs]
-    base = [v.path.name for v in views]
-    names = base if len(set(base)) == len(base) else [str(v.path) for v in views]
+    names = unique_labels([v.path for v in views])
     header = ["run", "model", "params", "seeds", "epochs", "final test %", "min last K %", "K", "best test %", "s/epoch", "target held from"]
     rows, series, targets, points, budgets = [], [], set(), [], set()
     for name, v in zip(names, views):
