@@ -80,6 +80,7 @@ def test_a_spec_file_travels_with_the_best_designs_and_confirm_can_judge_by_anot
     assert main(["search", "--out", str(out), "--spec", str(spec), "--space", str(space), "--trials", "1", *TINY]) == 0
     best = out / "best-1.toml"
     assert 'spec = "../specs/small.toml"' in best.read_text()  # relative to the recipe: the directory can move
+    assert "space ../one.toml," in (out / "search.md").read_text()
     monkeypatch.chdir(tmp_path / "specs")
     assert load_recipe(str(best)).spec == str(spec.resolve())
     _no_test_set.searching = False  # confirming is the one time the test set is read

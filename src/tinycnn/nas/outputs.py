@@ -82,9 +82,9 @@ def write_csv(path: Path, trials: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def recipe_relative(spec: str, directory: Path) -> str:
-    """A spec's name as it is; a spec's file relative to the recipe that names it."""
-    return os.path.relpath(spec, directory) if spec.endswith(".toml") else spec
+def recipe_relative(name_or_file: str, directory: Path) -> str:
+    """A built-in's name as it is; a file relative to `directory` (the recipe's, the search's)."""
+    return os.path.relpath(name_or_file, directory) if name_or_file.endswith(".toml") else name_or_file
 
 
 def write_recipe(path: Path, trial: dict, plan: Plan, spec: dict) -> Path:
@@ -140,7 +140,8 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
     counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "fail", "running")}
     trained = sum(t["seconds"] or 0 for t in trials)
     lines = [
-        f"# tinycnn search: {spec['name']}, space {plan.space}, recipe {plan.recipe}", "",
+        (f"# tinycnn search: {spec['name']}, space {recipe_relative(plan.space, Path(plan.directory))}, "
+         f"recipe {recipe_relative(plan.recipe, Path(plan.directory))}"), "",
         (f"{len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned (over the budget, not fitting, "
          f"or stopped behind the others), {counts['fail']} failed. {seconds / 60:.1f} minutes from the first trial's start "
          f"to the last one's end; {trained / 60:.1f} minutes of training in all."),
