@@ -55,15 +55,21 @@ def test_each_seed_is_its_own_run(tmp_path, monkeypatch):
     assert _metrics(together / "seed-2") == _metrics(tmp_path / "alone-2")
 
 
-def test_ctrl_c_saves_every_seed_and_resume_finishes_them(tmp_path):
-    args = ["train", "--subset", "3000", "--epochs", "2", "--threads", "1", "--seeds", "0,1", "--parallel", "--no-progress"]
-    run_dir = tmp_path / "cut"
+def _cut_in_second_epoch(args, run_dir, cut):
+    """`tinycnn ARGS --out RUN_DIR` in a process, `cut(process)` once a seed is in its second epoch."""
     cli = subprocess.Popen([sys.executable, "-m", "tinycnn", *args, "--out", str(run_dir)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in cli.stdout:
         if "epoch  1/2" in line:  # one seed is in its second and last epoch
-            cli.send_signal(signal.SIGINT)
+            cut(cli)
             break
+    return cli
+
+
+def test_ctrl_c_saves_every_seed_and_resume_finishes_them(tmp_path):
+    args = ["train", "--subset", "3000", "--epochs", "2", "--threads", "1", "--seeds", "0,1", "--parallel", "--no-progress"]
+    run_dir = tmp_path / "cut"
+    cli = _cut_in_second_epoch(args, run_dir, lambda cli: cli.send_signal(signal.SIGINT))
     output = cli.stdout.read()
     assert cli.wait(timeout=120) == 130, output
     assert f"tinycnn train --resume {run_dir}" in output
@@ -80,12 +86,7 @@ def test_seeds_whose_parent_is_killed_save_and_stop(tmp_path):
     """SIGKILL leaves the parent no chance to pass Ctrl-C on: the children must not train on unseen."""
     args = ["train", "--subset", "3000", "--epochs", "2", "--threads", "1", "--seeds", "0,1", "--parallel", "--no-progress"]
     run_dir = tmp_path / "cut"
-    cli = subprocess.Popen([sys.executable, "-m", "tinycnn", *args, "--out", str(run_dir)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in cli.stdout:
-        if "epoch  1/2" in line:
-            cli.kill()
-            break
+    cli = _cut_in_second_epoch(args, run_dir, lambda cli: cli.kill())
     cli.wait(timeout=60)
     deadline = time.monotonic() + 120
     while not all(_unlocked(run_dir / f"seed-{s}") for s in (0, 1)):  # each child ends, freeing its directory
