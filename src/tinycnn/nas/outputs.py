@@ -116,6 +116,10 @@ def plot(path: Path, trials: list[dict], spec: dict) -> None:
     if pruned:
         ax.scatter([t["params"] for t in pruned], [t["val_acc"][-1] for t in pruned], s=12, color="tab:gray", marker="x",
                    label="pruned (last epoch reached)")
+    if done:  # the completed trials fill the height; trials stopped early far below them fall off it
+        values = [t["value"] for t in done]
+        margin = max(0.05, (max(values) - min(values)) / 2)
+        ax.set_ylim(min(values) - margin, max(values) + margin / 2)
     front = frontier(trials)
     if front:
         ax.step([t["params"] for t in front], [t["value"] for t in front], where="post", color="tab:red", label="frontier")
