@@ -23,6 +23,7 @@ EXPECTED_PARAMS = {
     "tiny-5k": 5_292,
     "tiny-4k": 4_280,
     "tiny-3k": 3_128,
+    "tiny-3924": 3_924,
     "family": 5_292,  # its defaults are tiny-5k's design
 }
 

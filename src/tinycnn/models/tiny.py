@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from tinycnn.models.family import family
 from tinycnn.models.layers import cbr, conv, seq
 from tinycnn.models.registry import register_model
 
@@ -65,3 +66,13 @@ def tiny_3k(dropout: float = 0.05) -> nn.Sequential:
         c3=cbr(8, 8, 0, d), c4=cbr(8, 8, 0, d), c5=cbr(8, 8, 0, d), c6=cbr(8, 8, 0, d),  # 6x6, RF 22
         **_head(8),
     )
+
+
+@register_model(
+    "tiny-3924",
+    description="found by tinycnn search: 8-10 padded, MaxPool, 3x3 8-8-8-14, GAP, 1x1 14->10",
+    origin="tinycnn search (results/search/under-4k-settings; docs/models.md)",
+)
+def tiny_3924(dropout: float = 0.0) -> nn.Sequential:
+    # the searched design itself, so that the recipe repeats the searched runs value for value
+    return family(widths=(8, 10, 8, 8, 8, 14), pool_after=2, transition=0, padded=2, head="gap", dropout=dropout)
