@@ -88,14 +88,18 @@ def test_seeds_whose_parent_is_killed_save_and_stop(tmp_path):
     run_dir = tmp_path / "cut"
     cli = _cut_in_second_epoch(args, run_dir, lambda cli: cli.kill())
     cli.wait(timeout=60)
-    deadline = time.monotonic() + 120
-    while not all(_unlocked(run_dir / f"seed-{s}") for s in (0, 1)):  # each child ends, freeing its directory
-        assert time.monotonic() < deadline, "a seed's process kept running after its parent was killed"
-        time.sleep(0.5)
-    # a seed still starting when its parent died has no run.json yet: --resume starts it afresh
+    # each child saves, says so in its run.json and ends; a seed still starting when its parent
+    # died has no run.json yet, and --resume starts it afresh
     runs = [run_dir / f"seed-{s}" / "run.json" for s in (0, 1)]
-    statuses = [json.loads(run.read_text())["status"] for run in runs if run.exists()]
-    assert "interrupted" in statuses and set(statuses) <= {"interrupted", "finished"}
+    deadline = time.monotonic() + 120
+    while True:
+        statuses = [json.loads(run.read_text())["status"] for run in runs if run.exists()]
+        if "running" not in statuses and all(_unlocked(run.parent) for run in runs):
+            break
+        assert time.monotonic() < deadline, f"a seed kept running after its parent was killed: {statuses}"
+        time.sleep(0.5)
+    output = cli.stdout.read()  # what the seeds said after their parent was gone
+    assert "interrupted" in statuses and set(statuses) <= {"interrupted", "finished"}, output
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
 
 

@@ -73,6 +73,6 @@ def tiny_3k(dropout: float = 0.05) -> nn.Sequential:
     description="found by tinycnn search: 8-10 padded, MaxPool, 3x3 8-8-8-14, GAP, 1x1 14->10",
     origin="tinycnn search (results/search/under-4k-settings; docs/models.md)",
 )
-def tiny_3924(dropout: float = 0.0) -> nn.Sequential:
+def tiny_3924(dropout: float = 0.05) -> nn.Sequential:
     # the searched design itself, so that the recipe repeats the searched runs value for value
     return family(widths=(8, 10, 8, 8, 8, 14), pool_after=2, transition=0, padded=2, head="gap", dropout=dropout)

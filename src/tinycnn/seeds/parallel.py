@@ -59,10 +59,18 @@ def _interrupt_when_parent_dies(parent: int) -> None:
         return
     import ctypes
 
+    heard = []
+
+    def once(signum, frame):  # the kernel signals again as each of the parent's threads ends
+        if not heard:
+            heard.append(signum)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGUSR1, once)
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGUSR1)
     if os.getppid() != parent:  # it died before the call above
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _train_seed(label: str, config: dict, seed_dir: str, resume: bool, errors, parent: int) -> None:
