@@ -4,7 +4,6 @@ cannot hold named in one line."""
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,12 @@ import pytest
 
 from tinycnn.cli import main
 from tinycnn.data import datasets
+from tinycnn.deploy.c_export import c_predictions
 from tinycnn.deploy.onnx_export import onnx_logits
 from tinycnn.engine.trainer import Trainer
 from tinycnn.recipes import load_recipe
 
 COURSE_NET = Path(__file__).resolve().parents[1] / "fixtures" / "course_net.py"
-HARNESS = """#include <stdio.h>
-#include "model.h"
-int main(void)
-{
-    unsigned char image[784];
-    while (fread(image, 1, 784, stdin) == 784)
-        printf("%d\\n", tinycnn_predict(image));
-    return 0;
-}
-"""
 IMAGES = 2000  # test images the C is held to
 
 
@@ -40,14 +30,6 @@ def train(out: Path, **kw) -> Path:
 def run(tmp_path_factory):
     """The default recipe's network, trained on 6,000 images: good enough to disagree about."""
     return train(tmp_path_factory.mktemp("trained") / "run")
-
-
-def c_predictions(directory: Path, images: np.ndarray) -> np.ndarray:
-    (directory / "main.c").write_text(HARNESS)
-    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "main.c", "model.c", "-o", "predict"],
-                   cwd=directory, check=True, capture_output=True)
-    out = subprocess.run([str(directory / "predict")], input=images.astype(np.uint8).tobytes(), capture_output=True, check=True).stdout
-    return np.array([int(v) for v in out.split()])
 
 
 def test_onnx_matches_torch_and_int8_keeps_the_accuracy(run, tmp_path, capsys):

@@ -439,3 +439,32 @@ struct conv_shape {{ int cin, h, w, cout, kh, kw, sh, sw, ph, pw, oh, ow, in_zer
 struct pool_shape {{ int c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; }};
 
 """
+
+
+HARNESS = """#include <stdio.h>
+#include "model.h"
+int main(void)
+{
+    unsigned char image[784];
+    while (fread(image, 1, 784, stdin) == 784)
+        printf("%d\\n", tinycnn_predict(image));
+    return 0;
+}
+"""
+
+
+def c_predictions(directory: Path, images: np.ndarray) -> np.ndarray:
+    """The digits the exported C (DIR/model.c, model.h) predicts for uint8 images (N, 28, 28):
+    compiled with cc as strictly as a microcontroller's toolchain would be, beside a harness
+    that reads images from stdin."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "main.c").write_text(HARNESS)
+        binary = Path(tmp) / "predict"
+        subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-I", str(directory),
+                        str(Path(tmp) / "main.c"), str(Path(directory) / "model.c"), "-o", str(binary)],
+                       check=True, capture_output=True)
+        out = subprocess.run([str(binary)], input=images.astype(np.uint8).tobytes(), capture_output=True, check=True).stdout
+    return np.array([int(v) for v in out.split()])
