@@ -72,6 +72,25 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return m, -exponent
 
 
+def _out_side(size: int, pad_before: int, pad_after: int, kernel: int, stride: int) -> int:
+    """A convolution's or pool's output side (floor, as ONNX's default)."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def _whole_map(shape: tuple) -> str:
+    """The `struct pool_shape` literal of a pool over the whole map (GAP)."""
+    c, h, w = shape
+    return f"&(const struct pool_shape){{{c}, {h}, {w}, {h}, {w}, 1, 1, 0, 0, 1, 1}}"
+
+
+def _requantised(base: str, w: np.ndarray, bias: np.ndarray, real_multipliers) -> list[tuple[str, str, np.ndarray]]:
+    """The arrays of a requantised convolution or linear layer: int8 weights, int32 bias, and
+    per output channel the fixed-point multiplier and shift of x_scale * w_scale / y_scale."""
+    mult, shift = zip(*(quantize_multiplier(float(r)) for r in real_multipliers))
+    return [("int8_t", f"{base}_w", w.astype(np.int8)), ("int32_t", f"{base}_b", bias),
+            ("int32_t", f"{base}_m", np.array(mult, np.int64)), ("int8_t", f"{base}_s", np.array(shift, np.int64))]
+
+
 def _attrs(node) -> dict:
     import onnx
 
@@ -180,12 +199,9 @@ class Compiler:
         if cin != x.shape[0] or len(x.shape) != 3:
             raise TinycnnError(f"{node.name}: a convolution of {cin} channels after a tensor of shape {x.shape}")
         _, h, wd = x.shape
-        oh = (h + pads[0] + pads[2] - kh) // stride[0] + 1
-        ow = (wd + pads[1] + pads[3] - kw) // stride[1] + 1
-        mult, shift = zip(*(quantize_multiplier(x.scale * s / y_scale) for s in w_scale))
+        oh, ow = _out_side(h, pads[0], pads[2], kh, stride[0]), _out_side(wd, pads[1], pads[3], kw, stride[1])
         base = self.new_name("conv")
-        arrays = [("int8_t", f"{base}_w", w.astype(np.int8)), ("int32_t", f"{base}_b", bias),
-                  ("int32_t", f"{base}_m", np.array(mult, np.int64)), ("int8_t", f"{base}_s", np.array(shift, np.int64))]
+        arrays = _requantised(base, w, bias, x.scale * np.asarray(w_scale, np.float64) / y_scale)
         call = (f"conv(&(const struct conv_shape){{{cin}, {h}, {wd}, {cout}, {kh}, {kw}, {stride[0]}, {stride[1]}, {pads[0]}, {pads[1]}, "
                 f"{oh}, {ow}, {x.zero}, {y_zero}}}, {{x}}, {{y}}, {base}_w, {base}_b, {base}_m, {base}_s);")
         self.steps.append(Step(call, arrays, out_size=cout * oh * ow))
@@ -193,40 +209,40 @@ class Compiler:
 
     def op_MaxPool(self, node) -> None:
         x = self.tensors[node.input[0]]
-        k, stride, pads = self.pool_geometry(node, x)
-        c, h, w = x.shape
-        oh, ow = (h + pads[0] + pads[2] - k[0]) // stride[0] + 1, (w + pads[1] + pads[3] - k[1]) // stride[1] + 1
-        self.steps.append(Step(f"max_pool(&(const struct pool_shape){{{c}, {h}, {w}, {k[0]}, {k[1]}, {stride[0]}, {stride[1]}, "
-                               f"{pads[0]}, {pads[1]}, {oh}, {ow}}}, {{x}}, {{y}});", out_size=c * oh * ow))
-        self.tensors[node.output[0]] = Tensor((c, oh, ow), x.scale, x.zero)
+        pool, out, _ = self.pool_geometry(node, x.shape)
+        self.steps.append(Step(f"max_pool({pool}, {{x}}, {{y}});", out_size=math.prod(out)))
+        self.tensors[node.output[0]] = Tensor(out, x.scale, x.zero)
 
-    def pool_geometry(self, node, x: Tensor):
+    def pool_geometry(self, node, shape: tuple, average: bool = False) -> tuple[str, tuple, list]:
+        """A pool's `struct pool_shape` literal, its output's shape and its kernel; one line for
+        what the C's pools do not do."""
         a = _attrs(node)
         if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
             raise TinycnnError(f"model.c cannot hold the layer {node.name} (a pool with ceil_mode or dilation)")
         k = a["kernel_shape"]
-        return k, a.get("strides", k), a.get("pads", [0, 0, 0, 0])
+        stride, pads = a.get("strides", k), a.get("pads", [0, 0, 0, 0])
+        if average and any(pads) and not a.get("count_include_pad", 0):
+            raise TinycnnError(f"model.c cannot hold the layer {node.name} (an average pool that leaves its padding out)")
+        c, h, w = shape
+        oh, ow = _out_side(h, pads[0], pads[2], k[0], stride[0]), _out_side(w, pads[1], pads[3], k[1], stride[1])
+        literal = (f"&(const struct pool_shape){{{c}, {h}, {w}, {k[0]}, {k[1]}, {stride[0]}, {stride[1]}, "
+                   f"{pads[0]}, {pads[1]}, {oh}, {ow}}}")
+        return literal, (c, oh, ow), k
 
     def op_QLinearAveragePool(self, node) -> None:
         x = self.tensors[node.input[0]]
-        k, stride, pads = self.pool_geometry(node, x)
-        if any(pads) and not _attrs(node).get("count_include_pad", 0):
-            raise TinycnnError(f"model.c cannot hold the layer {node.name} (an average pool that leaves its padding out)")
+        pool, out, k = self.pool_geometry(node, x.shape, average=True)
         y_scale, y_zero = self.scalar(node.input[3]), int(self.scalar(node.input[4]))
-        c, h, w = x.shape
-        oh, ow = (h + pads[0] + pads[2] - k[0]) // stride[0] + 1, (w + pads[1] + pads[3] - k[1]) // stride[1] + 1
         m, s = quantize_multiplier(x.scale / (y_scale * k[0] * k[1]))
-        self.steps.append(Step(f"avg_pool(&(const struct pool_shape){{{c}, {h}, {w}, {k[0]}, {k[1]}, {stride[0]}, {stride[1]}, "
-                               f"{pads[0]}, {pads[1]}, {oh}, {ow}}}, {{x}}, {{y}}, {x.zero}, {y_zero}, {m}, {s});", out_size=c * oh * ow))
-        self.tensors[node.output[0]] = Tensor((c, oh, ow), y_scale, y_zero)
+        self.steps.append(Step(f"avg_pool({pool}, {{x}}, {{y}}, {x.zero}, {y_zero}, {m}, {s});", out_size=math.prod(out)))
+        self.tensors[node.output[0]] = Tensor(out, y_scale, y_zero)
 
     def op_QLinearGlobalAveragePool(self, node) -> None:
         x = self.tensors[node.input[0]]
         c, h, w = x.shape
         y_scale, y_zero = self.scalar(node.input[3]), int(self.scalar(node.input[4]))
         m, s = quantize_multiplier(x.scale / (y_scale * h * w))
-        self.steps.append(Step(f"avg_pool(&(const struct pool_shape){{{c}, {h}, {w}, {h}, {w}, 1, 1, 0, 0, 1, 1}}, {{x}}, {{y}}, "
-                               f"{x.zero}, {y_zero}, {m}, {s});", out_size=c))
+        self.steps.append(Step(f"avg_pool({_whole_map(x.shape)}, {{x}}, {{y}}, {x.zero}, {y_zero}, {m}, {s});", out_size=c))
         self.tensors[node.output[0]] = Tensor((c, 1, 1), y_scale, y_zero)
 
     def op_QGemm(self, node) -> None:
@@ -247,10 +263,8 @@ class Compiler:
         if len(node.input) < 9 or not node.input[7]:
             raise TinycnnError(f"{node.name}: a linear layer with a float output; model.c needs it quantised")
         y_scale, y_zero = self.scalar(node.input[7]), int(self.scalar(node.input[8]))
-        mult, shift = zip(*(quantize_multiplier(x.scale * s / y_scale) for s in w_scale))
         base = self.new_name("linear")
-        arrays = [("int8_t", f"{base}_w", w.astype(np.int8)), ("int32_t", f"{base}_b", bias),
-                  ("int32_t", f"{base}_m", np.array(mult, np.int64)), ("int8_t", f"{base}_s", np.array(shift, np.int64))]
+        arrays = _requantised(base, w, bias, x.scale * w_scale / y_scale)
         call = (f"conv(&(const struct conv_shape){{{cin}, 1, 1, {cout}, 1, 1, 1, 1, 0, 0, 1, 1, {x.zero}, {y_zero}}}, "
                 f"{{x}}, {{y}}, {base}_w, {base}_b, {base}_m, {base}_s);")
         self.steps.append(Step(call, arrays, out_size=cout))
@@ -310,23 +324,16 @@ class Compiler:
             self.steps.append(Step(f"fixed_relu({{x}}, {size});", source="r", target="same", out_size=size))
             return shape
         if op in ("MaxPool", "AveragePool"):
-            k, stride, pads = self.pool_geometry(node, Tensor(shape, y_scale, 0))
-            if op == "AveragePool" and any(pads) and not _attrs(node).get("count_include_pad", 0):
-                raise TinycnnError(f"model.c cannot hold the layer {node.name} (an average pool that leaves its padding out)")
-            c, h, w = shape
-            oh, ow = (h + pads[0] + pads[2] - k[0]) // stride[0] + 1, (w + pads[1] + pads[3] - k[1]) // stride[1] + 1
+            pool, out, _ = self.pool_geometry(node, shape, average=op == "AveragePool")
             kind = "fixed_max_pool" if op == "MaxPool" else "fixed_avg_pool"
-            self.steps.append(Step(f"{kind}(&(const struct pool_shape){{{c}, {h}, {w}, {k[0]}, {k[1]}, {stride[0]}, {stride[1]}, "
-                                   f"{pads[0]}, {pads[1]}, {oh}, {ow}}}, {{x}}, {{y}});", source="r", target="r", out_size=c * oh * ow))
-            return (c, oh, ow)
+            self.steps.append(Step(f"{kind}({pool}, {{x}}, {{y}});", source="r", target="r", out_size=math.prod(out)))
+            return out
         if op in ("GlobalAveragePool", "ReduceMean"):
             axes = list(np.asarray(self.const(node.input[1])).reshape(-1)) if op == "ReduceMean" and len(node.input) > 1 else _attrs(node).get("axes", [2, 3])
             if op == "ReduceMean" and sorted(int(a) % 4 for a in axes) != [2, 3]:
                 raise TinycnnError(f"model.c cannot hold the layer {node.name} (a mean over other axes than the map's)")
-            c, h, w = shape
-            self.steps.append(Step(f"fixed_avg_pool(&(const struct pool_shape){{{c}, {h}, {w}, {h}, {w}, 1, 1, 0, 0, 1, 1}}, {{x}}, {{y}});",
-                                   source="r", target="r", out_size=c))
-            return (c, 1, 1)
+            self.steps.append(Step(f"fixed_avg_pool({_whole_map(shape)}, {{x}}, {{y}});", source="r", target="r", out_size=shape[0]))
+            return (shape[0], 1, 1)
         if op in ("Reshape", "Flatten", "Squeeze", "Identity"):
             return (size,)
         if op in ("LogSoftmax", "Softmax") and is_last:
