@@ -42,9 +42,7 @@ def search(out: str | Path | None = None, *, spec: str = "era-s7", space: str = 
     recipe_path(recipe)
     directory = Path(out) if out is not None else Path("runs") / f"search-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     directory.mkdir(parents=True, exist_ok=True)
-    plan = Plan(str(directory.resolve()), str(Path(recipe).resolve()) if recipe.endswith(".toml") else recipe,
-                str(Path(spec).resolve()) if spec.endswith(".toml") else spec,
-                str(Path(space).resolve()) if space.endswith(".toml") else space,
+    plan = Plan(str(directory.resolve()), resolved(recipe), resolved(spec), resolved(space),
                 {k: v for k, v in overrides.items() if v is not None}, objective)
     try:
         run_search(directory, plan, trials=trials, workers=workers, backend=backend, ray_address=ray_address,
@@ -54,6 +52,11 @@ def search(out: str | Path | None = None, *, spec: str = "era-s7", space: str = 
             recipes = write_outputs(directory, open_study(directory, storage, seed, objective=objective), plan, loaded_spec, top)
             log(f"wrote {directory / 'search.md'}, trials.csv, frontier.png" + (f" and {len(recipes)} best-*.toml" if recipes else ""))
     return directory
+
+
+def resolved(name_or_file: str) -> str:
+    """A built-in's name as it is; a .toml file's absolute path, so that every process finds it."""
+    return str(Path(name_or_file).resolve()) if name_or_file.endswith(".toml") else name_or_file
 
 
 def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | None = None, spec: str | None = None,
@@ -75,7 +78,7 @@ def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | 
         from tinycnn.specs import load_spec
 
         load_spec(spec)  # one line now for a spec that does not load
-        overrides["spec"] = str(Path(spec).resolve()) if spec.endswith(".toml") else spec
+        overrides["spec"] = resolved(spec)
     if top is not None and top < 1:
         raise TinycnnError(f"--top should be at least 1, got {top}")
     recipes = sorted(directory.glob("best-*.toml"), key=lambda p: int(p.stem.split("-")[1]))[:top]
