@@ -11,7 +11,8 @@ import pytest
 
 import tinycnn
 from tinycnn.cli import main
-from tinycnn.nas.trial import earlier_twin, first_prunable_epoch
+from tinycnn.nas.outputs import markdown
+from tinycnn.nas.trial import Plan, earlier_twin, first_prunable_epoch
 from tinycnn.recipes import load_recipe
 
 TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
@@ -57,6 +58,24 @@ def test_a_local_search_writes_its_outputs_and_its_best_designs_train(tmp_path, 
     assert main(["train", "--recipe", str(best), "--subset", "200", "--epochs", "1", "--no-progress",
                  "--out", str(tmp_path / "t")]) == 0
     assert main(["summary", "family", "--args", json.dumps(json.loads(done[0]["design"]))]) == 0
+
+
+def test_search_md_ranks_every_trained_point_and_names_the_recipes_model():
+    def row(number, value, seconds, settings, state="complete"):
+        return {"number": number, "state": state, "value": value, "params": 3924, "macs": 855612, "model": "tiny-3924",
+                "design": {}, "settings": settings, "val_acc": [value - 0.02, value, value + 0.02], "seconds": seconds,
+                "reason": ""}
+
+    rows = [row(0, 99.1, 300, {"batch_size": 64}), row(1, 99.3, 310, {"batch_size": 32}),
+            row(2, 99.3, 0, {"batch_size": 32}),  # drawn again: the result of trial 1, not trained
+            row(3, 98.5, 90, {"batch_size": 128}, state="pruned")]
+    plan = Plan(directory="/s", recipe="tiny-3924", spec="at-most-4000", space="/s.space.toml", overrides={})
+    text = markdown(rows, [rows[1]], plan, {"name": "at-most-4000", "last_k": 3}, 600)
+    ranked = text.split("## Completed trials, most accurate first")[1]
+    lines = [line for line in ranked.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [line.split(" | ")[0] for line in lines] == ["| 1", "| 0"]
+    assert "99.28, 99.30, 99.32" in lines[0] and "tiny-3924 (the recipe's)" in lines[0]
+    assert "| best-1.toml | 1 | 3,924 | 855,612 | 99.30 | tiny-3924 (the recipe's) |" in text
 
 
 def test_designs_over_the_budget_are_never_trained(tmp_path):

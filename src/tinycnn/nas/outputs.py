@@ -156,9 +156,24 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
     ]
     for i, t in enumerate(best, 1):
         lines.append(f"| best-{i}.toml | {t['number']} | {t['params']:,} | {t['macs']:,} | {t['value']:.2f} | "
-                     f"`{json.dumps(t['design'])}` | `{json.dumps(t['settings'])}` |")
+                     f"{_design(t)} | `{json.dumps(t['settings'])}` |")
     lines += ["", "## Frontier", "", "The completed trials that no other beats with fewer parameters and a higher validation accuracy.", "",
               "| trial | params | validation % |", "|---:|---:|---:|"]
     lines += [f"| {t['number']} | {t['params']:,} | {t['value']:.2f} |" for t in frontier(trials)]
     lines += ["", "![frontier](frontier.png)", ""]
+    trained = sorted((t for t in trials if t["state"] == "complete" and t["seconds"]), key=lambda t: -t["value"])
+    if len(trained) > 1:  # how close the runners-up came: the spread says how much the choice means
+        lines += ["## Completed trials, most accurate first", "",
+                  "Each point trained once; a point drawn again reuses its result and is not listed twice.", "",
+                  "| trial | params | validation % | last epochs' validation % | design | settings |",
+                  "|---:|---:|---:|---|---|---|"]
+        last_k = spec.get("last_k", 1)
+        lines += [f"| {t['number']} | {t['params']:,} | {t['value']:.2f} | {', '.join(f'{v:.2f}' for v in t['val_acc'][-last_k:])} | "
+                  f"{_design(t)} | `{json.dumps(t['settings'])}` |" for t in trained]
+        lines.append("")
     return "\n".join(lines)
+
+
+def _design(trial: dict) -> str:
+    """The trial's model arguments, or the model itself where the space searched no design."""
+    return f"`{json.dumps(trial['design'])}`" if trial["design"] else f"{trial['model']} (the recipe's)"
