@@ -7,8 +7,9 @@ learning-rate schedule stay outside, in the epoch loop.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import torch
 
@@ -27,6 +28,9 @@ def compile_model(model: torch.nn.Module, device: torch.device, inductor: dict |
     (the bench's levers)."""
     if device.type == "cuda":
         return torch.compile(model)
+    # A CUDA build of torch on a machine without CUDA warns so when inductor builds CPU kernels:
+    # true, and nothing to do with a CPU run
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return torch.compile(model, options={"fallback_random": True, **(inductor or {})})
 
 
