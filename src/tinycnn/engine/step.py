@@ -26,6 +26,11 @@ def compile_model(model: torch.nn.Module, device: torch.device, inductor: dict |
     mode (fallback_random), not from inductor's per-element code: a compiled run draws the
     same masks as an eager one. `inductor`: CPU inductor options that replace or add to that
     (the bench's levers)."""
+    # Every nn.Sequential shares one forward, whose compiled code dynamo caches per process up
+    # to a limit and then runs eagerly: a process that trains one network after another (a
+    # search's worker, seeds in turn, a notebook) would silently stop compiling. A new run
+    # needs none of the code compiled for earlier ones.
+    torch._dynamo.reset()
     if device.type == "cuda":
         return torch.compile(model)
     # A CUDA build of torch on a machine without CUDA warns so when inductor builds CPU kernels:
