@@ -75,7 +75,9 @@ def test_search_md_ranks_every_trained_point_and_names_the_recipes_model():
     lines = [line for line in ranked.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [line.split(" | ")[0] for line in lines] == ["| 1", "| 0"]
     assert "99.28, 99.30, 99.32" in lines[0] and "tiny-3924 (the recipe's)" in lines[0]
-    assert "| best-1.toml | 1 | 3,924 | 855,612 | 99.30 | tiny-3924 (the recipe's) |" in text
+    assert "| best-1.toml | 1 | 3,924 | 855,612 | 99.30 | tiny-3924 (the recipe's) | `{\"batch_size\": 32}` |" in text
+    rows[1]["settings"], rows[1]["design"] = {}, {"widths": [8, 8]}
+    assert '| `{"widths": [8, 8]}` | the recipe\'s |' in markdown(rows, [rows[1]], plan, {"name": "s", "last_k": 3}, 600)
 
 
 def test_designs_over_the_budget_are_never_trained(tmp_path):

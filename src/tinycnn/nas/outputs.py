@@ -156,7 +156,7 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
     ]
     for i, t in enumerate(best, 1):
         lines.append(f"| best-{i}.toml | {t['number']} | {t['params']:,} | {t['macs']:,} | {t['value']:.2f} | "
-                     f"{_design(t)} | `{json.dumps(t['settings'])}` |")
+                     f"{_design(t)} | {_settings(t)} |")
     lines += ["", "## Frontier", "", "The completed trials that no other beats with fewer parameters and a higher validation accuracy.", "",
               "| trial | params | validation % |", "|---:|---:|---:|"]
     lines += [f"| {t['number']} | {t['params']:,} | {t['value']:.2f} |" for t in frontier(trials)]
@@ -169,7 +169,7 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
                   "|---:|---:|---:|---|---|---|"]
         last_k = spec.get("last_k", 1)
         lines += [f"| {t['number']} | {t['params']:,} | {t['value']:.2f} | {', '.join(f'{v:.2f}' for v in t['val_acc'][-last_k:])} | "
-                  f"{_design(t)} | `{json.dumps(t['settings'])}` |" for t in trained]
+                  f"{_design(t)} | {_settings(t)} |" for t in trained]
         lines.append("")
     return "\n".join(lines)
 
@@ -177,3 +177,7 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
 def _design(trial: dict) -> str:
     """The trial's model arguments, or the model itself where the space searched no design."""
     return f"`{json.dumps(trial['design'])}`" if trial["design"] else f"{trial['model']} (the recipe's)"
+
+
+def _settings(trial: dict) -> str:
+    return f"`{json.dumps(trial['settings'])}`" if trial["settings"] else "the recipe's"
