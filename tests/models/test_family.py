@@ -63,21 +63,24 @@ def test_a_design_trains_from_the_command_line(tmp_path, capsys):
     assert "--model-args 'widths=8': not JSON" in capsys.readouterr().err
 
 
-def test_the_searched_design_is_a_zoo_model_and_a_recipe():
-    """tiny-3924 is the family design its search confirmed, and its recipe is that search's best-1.toml."""
+@pytest.mark.parametrize("name, search, searched", [
+    ("tiny-3924", "under-4k-settings", {"widths": [8, 10, 8, 8, 8, 14], "transition": 0}),
+    ("tiny-3888", "under-4k-designs", {"widths": [8, 8, 8, 8, 8, 8, 10], "transition": 0, "pool_after": 3, "padded": 3}),
+])
+def test_a_searched_design_is_a_zoo_model_and_a_recipe(name, search, searched):
+    """The zoo model is the family design its search confirmed, and its recipe is that search's best-1.toml."""
     import tomllib
     from pathlib import Path
 
     from tinycnn.recipes import load_recipe
 
-    searched = {"widths": [8, 10, 8, 8, 8, 14], "transition": 0}
     torch.manual_seed(0)
-    zoo = create_model("tiny-3924", dropout=0.0).state_dict()
+    zoo = create_model(name, dropout=0.0).state_dict()
     torch.manual_seed(0)
     design = create_model("family", **searched, dropout=0.0).state_dict()
     assert list(zoo) == list(design) and all(torch.equal(zoo[k], design[k]) for k in zoo)
-    best = Path(__file__).resolve().parents[2] / "results" / "search" / "under-4k-settings" / "best-1.toml"
+    best = Path(__file__).resolve().parents[2] / "results" / "search" / search / "best-1.toml"
     assert tomllib.loads(best.read_text())["model_args"] == searched
-    found, shipped = load_recipe(str(best)).to_dict(), load_recipe("tiny-3924").to_dict()
+    found, shipped = load_recipe(str(best)).to_dict(), load_recipe(name).to_dict()
     differ = {k for k in found if found[k] != shipped[k]}
     assert differ == {"name", "description", "source", "model", "model_args"}, differ

@@ -24,6 +24,7 @@ EXPECTED_PARAMS = {
     "tiny-4k": 4_280,
     "tiny-3k": 3_128,
     "tiny-3924": 3_924,
+    "tiny-3888": 3_888,
     "family": 5_292,  # its defaults are tiny-5k's design
 }
 

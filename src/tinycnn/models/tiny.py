@@ -76,3 +76,13 @@ def tiny_3k(dropout: float = 0.05) -> nn.Sequential:
 def tiny_3924(dropout: float = 0.05) -> nn.Sequential:
     # the searched design itself, so that the recipe repeats the searched runs value for value
     return family(widths=(8, 10, 8, 8, 8, 14), pool_after=2, transition=0, padded=2, head="gap", dropout=dropout)
+
+
+@register_model(
+    "tiny-3888",
+    description="found by tinycnn search: three padded 3x3 at 8, MaxPool, 3x3 8-8-8-10, GAP, 1x1 10->10",
+    origin="tinycnn search (results/search/under-4k-designs; docs/models.md)",
+)
+def tiny_3888(dropout: float = 0.05) -> nn.Sequential:
+    # the searched design itself, so that the recipe repeats the searched runs value for value
+    return family(widths=(8, 8, 8, 8, 8, 8, 10), pool_after=3, transition=0, padded=3, head="gap", dropout=dropout)
