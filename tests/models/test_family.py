@@ -66,6 +66,8 @@ def test_a_design_trains_from_the_command_line(tmp_path, capsys):
 @pytest.mark.parametrize("name, search, searched", [
     ("tiny-3924", "under-4k-settings", {"widths": [8, 10, 8, 8, 8, 14], "transition": 0}),
     ("tiny-3888", "under-4k-designs", {"widths": [8, 8, 8, 8, 8, 8, 10], "transition": 0, "pool_after": 3, "padded": 3}),
+    ("tiny-7812", "under-8k-designs", {"widths": [8, 10, 12, 12, 12, 12, 16], "transition": 0, "pool_after": 3,
+                                       "padded": 3}),
 ])
 def test_a_searched_design_is_a_zoo_model_and_a_recipe(name, search, searched):
     """The zoo model is the family design its search confirmed, and its recipe is that search's best-1.toml."""

@@ -25,6 +25,7 @@ EXPECTED_PARAMS = {
     "tiny-3k": 3_128,
     "tiny-3924": 3_924,
     "tiny-3888": 3_888,
+    "tiny-7812": 7_812,
     "family": 5_292,  # its defaults are tiny-5k's design
 }
 

@@ -86,3 +86,13 @@ def tiny_3924(dropout: float = 0.05) -> nn.Sequential:
 def tiny_3888(dropout: float = 0.05) -> nn.Sequential:
     # the searched design itself, so that the recipe repeats the searched runs value for value
     return family(widths=(8, 8, 8, 8, 8, 8, 10), pool_after=3, transition=0, padded=3, head="gap", dropout=dropout)
+
+
+@register_model(
+    "tiny-7812",
+    description="found by tinycnn search: three padded 3x3 8-10-12, MaxPool, 3x3 12-12-12-16, GAP, 1x1 16->10",
+    origin="tinycnn search (results/search/under-8k-designs; docs/models.md)",
+)
+def tiny_7812(dropout: float = 0.05) -> nn.Sequential:
+    # the searched design itself, so that the recipe repeats the searched runs value for value
+    return family(widths=(8, 10, 12, 12, 12, 12, 16), pool_after=3, transition=0, padded=3, head="gap", dropout=dropout)
