@@ -77,6 +77,7 @@ def test_list_models_pattern():
     assert list_models("era-s7-10616*") == ["era-s7-10616", "era-s7-10616-dropout"]
     assert all(n.startswith("tiny-") for n in list_models("tiny-*"))
     assert list_models("nothing-like-this*") == []
+    assert list_models("3924") == ["tiny-3924"] and list_models("tiny") == list_models("tiny-*")
 
 
 def test_dropout_override_reaches_every_dropout_layer():

@@ -8,7 +8,7 @@ HELP = "list the registered models: parameters, logits, BN / Dropout / GAP / FC,
 
 
 def add_arguments(parser):
-    parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern on model names")
+    parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern on model names, or a part of one (e.g. tiny)")
 
 
 def run(args):

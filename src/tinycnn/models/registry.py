@@ -61,7 +61,10 @@ def register_model(
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching the fnmatch `pattern`, in registration order (seeds first)."""
+    """Registered names matching the fnmatch `pattern`, in registration order (seeds first); a
+    pattern without wildcards matches the names that contain it ("tiny": every tiny-*)."""
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
     return [name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern)]
 
 
