@@ -68,31 +68,20 @@ def tiny_3k(dropout: float = 0.05) -> nn.Sequential:
     )
 
 
-@register_model(
-    "tiny-3924",
-    description="found by tinycnn search: 8-10 padded, MaxPool, 3x3 8-8-8-14, GAP, 1x1 14->10",
-    origin="tinycnn search (results/search/under-4k-settings; docs/models.md)",
-)
-def tiny_3924(dropout: float = 0.05) -> nn.Sequential:
-    # the searched design itself, so that the recipe repeats the searched runs value for value
-    return family(widths=(8, 10, 8, 8, 8, 14), pool_after=2, transition=0, padded=2, head="gap", dropout=dropout)
+def _searched(name: str, description: str, search: str, **design) -> None:
+    """Register a design `tinycnn search` found as the family network itself, so that its
+    recipe repeats the searched runs value for value."""
+
+    def build(dropout: float = 0.05) -> nn.Sequential:
+        return family(**design, transition=0, head="gap", dropout=dropout)
+
+    register_model(name, description=f"found by tinycnn search: {description}",
+                   origin=f"tinycnn search (results/search/{search}; docs/models.md)")(build)
 
 
-@register_model(
-    "tiny-3888",
-    description="found by tinycnn search: three padded 3x3 at 8, MaxPool, 3x3 8-8-8-10, GAP, 1x1 10->10",
-    origin="tinycnn search (results/search/under-4k-designs; docs/models.md)",
-)
-def tiny_3888(dropout: float = 0.05) -> nn.Sequential:
-    # the searched design itself, so that the recipe repeats the searched runs value for value
-    return family(widths=(8, 8, 8, 8, 8, 8, 10), pool_after=3, transition=0, padded=3, head="gap", dropout=dropout)
-
-
-@register_model(
-    "tiny-7812",
-    description="found by tinycnn search: three padded 3x3 8-10-12, MaxPool, 3x3 12-12-12-16, GAP, 1x1 16->10",
-    origin="tinycnn search (results/search/under-8k-designs; docs/models.md)",
-)
-def tiny_7812(dropout: float = 0.05) -> nn.Sequential:
-    # the searched design itself, so that the recipe repeats the searched runs value for value
-    return family(widths=(8, 10, 12, 12, 12, 12, 16), pool_after=3, transition=0, padded=3, head="gap", dropout=dropout)
+_searched("tiny-3924", "8-10 padded, MaxPool, 3x3 8-8-8-14, GAP, 1x1 14->10", "under-4k-settings",
+          widths=(8, 10, 8, 8, 8, 14), pool_after=2, padded=2)
+_searched("tiny-3888", "three padded 3x3 at 8, MaxPool, 3x3 8-8-8-10, GAP, 1x1 10->10", "under-4k-designs",
+          widths=(8, 8, 8, 8, 8, 8, 10), pool_after=3, padded=3)
+_searched("tiny-7812", "three padded 3x3 8-10-12, MaxPool, 3x3 12-12-12-16, GAP, 1x1 16->10", "under-8k-designs",
+          widths=(8, 10, 12, 12, 12, 12, 16), pool_after=3, padded=3)
