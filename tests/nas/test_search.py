@@ -119,12 +119,15 @@ def test_a_search_continues_where_it_stopped(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["search", "--out", str(out), "--trials", "2", *TINY]) == 0
     study = optuna.load_study(study_name=STUDY, storage=storage(out, None))
-    study.ask()  # a trial a killed search left running
+    study.ask().suggest_int("convs_before_pool", 1, 3)  # a trial a killed search left running
     assert main(["search", "--out", str(out), "--trials", "3", *TINY]) == 0
     said = capsys.readouterr().out
-    assert "cut short by an interruption" in said
-    states = [r["state"] for r in trials(out)]
-    assert states.count("fail") == 1 and sum(s in ("complete", "pruned") for s in states) == 3
+    assert "trial 2 was cut short by an interruption; a new trial continues it" in said
+    rows = trials(out)
+    assert [r["state"] for r in rows].count("fail") == 1 and sum(r["state"] in ("complete", "pruned") for r in rows) == 3
+    continued = next(t for t in optuna.load_study(study_name=STUDY, storage=storage(out, None)).trials
+                     if t.user_attrs.get("continues") == 2)
+    assert continued.params["convs_before_pool"] == study.trials[2].params["convs_before_pool"]
     assert main(["search", "--out", str(out), "--trials", "3", "--subset", "400", *TINY[2:]]) == 1
     assert "holds another search (subset = 300 there, 400 now)" in capsys.readouterr().err
 
@@ -169,15 +172,6 @@ def test_an_rdb_study(tmp_path):
     assert not (out / "journal.log").exists()
 
 
-def test_the_ray_backend_runs_the_same_study_on_a_local_ray_instance(tmp_path):
-    pytest.importorskip("ray")
-    out = tmp_path / "s"
-    assert main(["search", "--out", str(out), "--trials", "2", "--backend", "ray", "--workers", "2", *TINY]) == 0
-    rows = trials(out)
-    assert len(rows) == 2 and all(r["state"] in ("complete", "pruned") for r in rows)
-    assert all((out / "trials" / f"trial-{r['number']}" / "metrics.jsonl").exists() for r in rows if r["state"] == "complete")
-
-
 def test_a_space_of_the_users_over_their_own_factory(tmp_path):
     (tmp_path / "nets.py").write_text(
         "import torch.nn as nn\n\n"
@@ -200,18 +194,118 @@ def test_weak_trials_are_stopped_only_from_a_third_of_the_epochs_on(epochs, firs
     assert first_prunable_epoch(epochs) == first
 
 
-def test_a_point_drawn_again_takes_the_earlier_trials_result(tmp_path):
-    space = tmp_path / "one.toml"
-    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8]] }\n'
-                     '[settings]\nrotation = { choices = [0.0] }\n')
+def test_a_finite_space_that_trials_cover_is_searched_point_by_point_once(tmp_path, capsys):
+    space = tmp_path / "grid.toml"
+    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8], [4, 8, 8]] }\n'
+                     '[settings]\nrotation = { low = 0.0, high = 2.0, step = 2.0 }\n')
     out = tmp_path / "s"
-    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "3", *TINY]) == 0
-    first, *again = trials(out)
-    assert first["state"] == "complete" and float(first["seconds"]) > 0
-    assert [r["state"] for r in again] == ["complete", "complete"]
-    assert all(r["value"] == first["value"] and r["val_acc"] == first["val_acc"] and float(r["seconds"]) == 0
-               and r["reason"].startswith("the same point as trial 0") for r in again)
-    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0"]
+    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "10", *TINY]) == 0
+    assert "4 trials to go of 4 (local, 1 at a time, each point of the space's 4 once)" in capsys.readouterr().out
+    rows = trials(out)
+    points = {(r["design"], r["settings"]) for r in rows}
+    assert len(rows) == 4 and len(points) == 4 and all(r["state"] in ("complete", "pruned") for r in rows)
+    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "10", *TINY]) == 0
+    assert "4 trials already finished" in capsys.readouterr().out
+
+
+def test_the_ray_backend_runs_the_same_study_on_a_local_ray_instance_to_the_end_of_a_grid(tmp_path):
+    pytest.importorskip("ray")
+    space = tmp_path / "grid.toml"
+    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8], [4, 8, 8]] }\n')
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), "--space", str(space), "--trials", "5", "--backend", "ray",
+                 "--workers", "2", *TINY]) == 0
+    rows = [r for r in trials(out) if not r["reason"].startswith("the same point")]
+    assert len(rows) == 2 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert len({r["design"] for r in rows}) == 2  # each point of the grid once, then the search ends
+    assert all((out / "trials" / f"trial-{r['number']}" / "metrics.jsonl").exists() for r in rows if r["state"] == "complete")
+
+
+def test_a_point_drawn_again_takes_the_earlier_result_and_does_not_count():
+    import optuna
+
+    from tinycnn.nas.study import enough, finished
+    from tinycnn.nas.trial import twin_result
+
+    study = optuna.create_study(direction="maximize")
+    for width in (8, 8, 8):
+        study.enqueue_trial({"width": width})
+    first = study.ask()
+    first.suggest_categorical("width", [8, 12])
+    first.set_user_attr("val_acc", [98.0, 99.0])
+    first.set_user_attr("run_dir", "/s/trials/trial-0")
+    study.tell(first, 99.0)
+    plan = Plan(directory="/s", recipe="default", spec="era-s7", space="family", overrides={})
+    for _ in range(2):
+        again = study.ask()
+        again.suggest_categorical("width", [8, 12])
+        assert twin_result(again, earlier_twin(again), plan) == 99.0
+        study.tell(again, 99.0)
+    a = study.trials[2].user_attrs
+    assert a["val_acc"] == [98.0, 99.0] and a["run_dir"] == "/s/trials/trial-0" and a["seconds"] == 0.0
+    assert a["reason"] == "the same point as trial 0: its result, not trained again"
+    assert finished(study) == 1  # the repeats do not count towards --trials
+    assert enough(study, 2, 3) is None
+    assert "drew points already tried 2 times" in enough(study, 2, 2)
+
+
+def test_an_interrupted_trial_continues_from_its_resume_point_to_the_same_result(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from tinycnn.engine.trainer import Trainer
+
+    space = tmp_path / "one.toml"
+    space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8]] }\n')
+    args = ["--space", str(space), "--trials", "1", "--subset", "300", "--epochs", "3", *TINY[4:]]
+    assert main(["search", "--out", str(tmp_path / "whole"), *args]) == 0
+    train_epoch = Trainer._train_epoch
+
+    def ctrl_c_in_epoch_2(self, epoch, partial, on_batch):
+        if epoch == 1 and partial.batch == 0:
+            signal.raise_signal(signal.SIGINT)  # the Trainer's handler: finish the batch, save, stop
+        return train_epoch(self, epoch, partial, on_batch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", ctrl_c_in_epoch_2)
+    out = tmp_path / "cut"
+    assert main(["search", "--out", str(out), *args]) == 130
+    cut = trials(out)
+    assert [r["state"] for r in cut] == ["fail"] and "interrupted" in cut[0]["reason"]
+    assert len(json.loads(cut[0]["val_acc"])) == 1 and (out / "trials" / "trial-0" / "last.pt").exists()
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    assert main(["search", "--out", str(out), *args]) == 0
+    assert "trial 0 was cut short by an interruption; a new trial continues it" in capsys.readouterr().out
+    _, then = trials(out)
+    whole = trials(tmp_path / "whole")[0]
+    assert then["state"] == "complete" and then["val_acc"] == whole["val_acc"] and then["value"] == whole["value"]
+    assert not (out / "trials" / "trial-1").exists()  # trained on in trial 0's run directory
+
+
+def test_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_command_continues(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    command = [sys.executable, "-m", "tinycnn", "search", "--out", str(out), "--trials", "2", "--workers", "2",
+               "--subset", "600", "--epochs", "30", *TINY[4:]]
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 240
+    while len(list(out.glob("trials/trial-*/metrics.jsonl"))) < 2 and search.poll() is None:  # both training
+        assert time.monotonic() < deadline, "the workers did not start training"
+        time.sleep(0.2)
+    search.send_signal(signal.SIGINT)  # to the parent alone, as a background job gets it
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    rows = trials(out)
+    assert sorted(r["state"] for r in rows) == ["fail", "fail"] and all("interrupted" in r["reason"] for r in rows)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["state"] for r in trials(out)) == ["complete", "complete", "fail", "fail"]
+    assert len(list(out.glob("trials/trial-*"))) == 2  # each continued in its own run directory
 
 
 def test_a_point_still_training_elsewhere_is_not_trained_twice():
@@ -270,3 +364,18 @@ def test_a_bad_space_file_is_one_line(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "s"), "--space", str(space), *TINY]) == 1
     assert "low and high should be numbers with low < high" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "s", ignore_errors=True)
+
+
+def test_a_space_files_grid_is_every_value_of_every_finite_dimension(tmp_path):
+    from tinycnn.nas.space import load_space
+
+    space = tmp_path / "space.toml"
+    space.write_text('[model_args]\nwidths = { choices = [[8, 8], [10, 10], [12]] }\nblocks = { low = 2, high = 6, step = 2 }\n'
+                     '[settings]\nrotation = { low = 0.0, high = 1.0, step = 0.25 }\nema = { choices = [0.0, 0.99] }\n')
+    loaded = load_space(str(space))
+    assert loaded.grid == {"model.widths#": [0, 1, 2], "model.blocks": [2, 4, 6],
+                           "rotation": [0.0, 0.25, 0.5, 0.75, 1.0], "ema": [0.0, 0.99]}
+    assert loaded.size == 3 * 3 * 5 * 2
+    space.write_text('[settings]\nmax_lr = { low = 0.05, high = 0.3, log = true }\nema = { choices = [0.0, 0.99] }\n')
+    assert load_space(str(space)).size is None  # a continuous range: TPE, never the grid
+    assert load_space("family").size is None

@@ -19,10 +19,14 @@ From a TOML file:
     [settings]
     max_lr = { low = 0.05, high = 0.3, log = true }
     rotation = { low = 0.0, high = 15.0, step = 1.0 }
+
+A file's space is finite when every dimension is (choices, integer ranges, ranges with a step):
+its grid, every point once in a seeded order, is searched instead where --trials covers it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +52,12 @@ class Space:
     name: str
     sample: Callable[[Any], Point]  # an Optuna trial -> a Point
     recipe: str | None = None  # the recipe trials start from, where the space names one
+    grid: dict[str, list] | None = None  # every value of every dimension, by its Optuna name; None: not finite
+
+    @property
+    def size(self) -> int | None:
+        """How many points the space holds, where it is finite."""
+        return math.prod(len(values) for values in self.grid.values()) if self.grid is not None else None
 
 
 def family_design(trial) -> dict:
@@ -100,7 +110,7 @@ def load_space(name_or_file: str) -> Space:
     if model is not None and not isinstance(model, str):
         raise TinycnnError(f"{path}: model should be a zoo name or path/to/file.py:Name")
     model = anchor_model_file(model, path.parent) if model else None
-    model_dims = _dimensions(values.get("model_args", {}), f"{path}, [model_args]")
+    model_dims = _dimensions(values.get("model_args", {}), f"{path}, [model_args]", "model.")
     setting_dims = _dimensions(values.get("settings", {}), f"{path}, [settings]")
     unknown_settings = sorted(set(setting_dims) - set(FIELD_TYPES))
     if unknown_settings:
@@ -111,21 +121,32 @@ def load_space(name_or_file: str) -> Space:
     if recipe is not None and not isinstance(recipe, str):
         raise TinycnnError(f"{path}: recipe should be a recipe name")
 
+    dimensions = {**model_dims, **setting_dims}
+
     def sample(trial) -> Point:
-        return Point(model, {k: draw(trial, f"model.{k}") for k, draw in model_dims.items()},
-                     {k: draw(trial, k) for k, draw in setting_dims.items()})
+        return Point(model, {k[len("model."):]: model_dims[k].draw(trial) for k in model_dims},
+                     {k: d.draw(trial) for k, d in setting_dims.items()})
 
-    return Space(path.stem, sample, recipe)
+    finite = all(d.values is not None for d in dimensions.values())
+    grid = {d.name: d.values for d in dimensions.values()} if finite else None
+    return Space(path.stem, sample, recipe, grid)
 
 
-def _dimensions(table: Any, where: str) -> dict[str, Callable]:
-    """{name: draw(trial, label)} for each dimension of a TOML table."""
+@dataclass
+class Dimension:
+    name: str  # the parameter's name in the study
+    draw: Callable[[Any], Any]  # an Optuna trial -> the value
+    values: list | None  # every value the study can record for it; None: a continuous range
+
+
+def _dimensions(table: Any, where: str, prefix: str = "") -> dict[str, Dimension]:
+    """{prefix + name: its Dimension} for each dimension of a TOML table."""
     if not isinstance(table, dict):
         raise TinycnnError(f"{where}: should be a table of dimensions")
-    return {name: _dimension(spec, f"{where} {name}") for name, spec in table.items()}
+    return {prefix + name: _dimension(spec, f"{where} {name}", prefix + name) for name, spec in table.items()}
 
 
-def _dimension(spec: Any, where: str) -> Callable:
+def _dimension(spec: Any, where: str, label: str) -> Dimension:
     if not isinstance(spec, dict):
         raise TinycnnError(f"{where}: should be {{ choices = [...] }} or {{ low = ..., high = ... }}")
     if "choices" in spec:
@@ -134,16 +155,24 @@ def _dimension(spec: Any, where: str) -> Callable:
             raise TinycnnError(f"{where}: choices should be a non-empty list")
         scalar = all(isinstance(c, (bool, int, float, str)) for c in choices)
         if scalar:
-            return lambda trial, label: trial.suggest_categorical(label, choices)
+            return Dimension(label, lambda trial: trial.suggest_categorical(label, choices), list(choices))
         # Optuna takes scalars only: a list (e.g. widths) is drawn by its index
-        return lambda trial, label: choices[trial.suggest_categorical(label + "#", list(range(len(choices))))]
+        indices = list(range(len(choices)))
+        return Dimension(label + "#", lambda trial: choices[trial.suggest_categorical(label + "#", indices)], indices)
     if "low" in spec and "high" in spec:
         low, high = spec["low"], spec["high"]
         log, step = bool(spec.get("log", False)), spec.get("step")
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
         if not numbers or low >= high:
             raise TinycnnError(f"{where}: low and high should be numbers with low < high")
+        if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or step <= 0):
+            raise TinycnnError(f"{where}: step should be a number > 0")
         if isinstance(low, int) and isinstance(high, int) and not isinstance(step, float):
-            return lambda trial, label: trial.suggest_int(label, low, high, step=step or 1, log=log)
-        return lambda trial, label: trial.suggest_float(label, float(low), float(high), step=step, log=log)
+            return Dimension(label, lambda trial: trial.suggest_int(label, low, high, step=step or 1, log=log),
+                             list(range(low, high + 1, step or 1)))
+        values = None
+        if step is not None:  # Optuna's grid of a stepped range: low, low + step, ... up to high
+            values = [float(low) + i * step for i in range(math.floor((high - low) / step + 1e-9) + 1)]
+        return Dimension(label, lambda trial: trial.suggest_float(label, float(low), float(high), step=step, log=log),
+                         values)
     raise TinycnnError(f"{where}: should be {{ choices = [...] }} or {{ low = ..., high = ... }}")

@@ -2,16 +2,23 @@
 its trials run here one at a time, in K processes sharing the study, or as Ray tasks; resumed
 where it stopped by the same command.
 
-Optuna chooses (TPE, seeded) and prunes (median of the trials before, per epoch); tinycnn only
-trains what it is asked to and says what it got. Every process that runs trials samples with
-a sampler of its own seed (the search's seed plus its worker number), so that two workers do
-not draw the same points.
+Optuna chooses (TPE, seeded; or, for a finite space that --trials covers, its grid, every point
+once) and prunes (median of the trials before, per epoch); tinycnn only trains what it is asked
+to and says what it got. Every process that runs trials samples with a sampler of its own seed
+(the search's seed plus its worker number), so that two workers seldom draw the same point;
+a point drawn again takes the earlier result and does not count towards --trials.
+
+A trial cut short (Ctrl-C, a killed process) is continued by the next run of the same command,
+from the resume point its run saved.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -38,16 +45,19 @@ def storage(directory: Path, url: str | None):
 OBJECTIVES = {"accuracy": ["maximize"], "pareto": ["minimize", "maximize"]}  # (parameters, accuracy)
 
 
-def open_study(directory: Path, url: str | None, seed: int, worker: int = 0, objective: str = "accuracy"):
+def open_study(directory: Path, url: str | None, seed: int, worker: int = 0, objective: str = "accuracy",
+               sampler=None):
+    """The search's study; `sampler` (see make_sampler) where this process draws points."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # errors only: a trial that fails or is interrupted is said in one line here, not in a traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if objective not in OBJECTIVES:
         raise TinycnnError(f"--objective {objective!r}: choose accuracy or pareto")
     try:
         return optuna.create_study(
             study_name=STUDY, storage=storage(directory, url), directions=OBJECTIVES[objective], load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed + worker),
+            sampler=sampler or optuna.samplers.TPESampler(seed=seed + worker),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         )
     except Exception as exc:  # an RDB that cannot be reached, a journal that is not one
@@ -56,11 +66,53 @@ def open_study(directory: Path, url: str | None, seed: int, worker: int = 0, obj
         raise TinycnnError(f"cannot open the study in {url or directory / 'journal.log'} ({str(exc).splitlines()[0][:200]})") from None
 
 
-def finished(study) -> int:
-    """Trials that count towards --trials: completed or pruned (not failed)."""
+def make_sampler(plan: Plan, trials: int, seed: int, worker: int):
+    """The space's grid where it is finite and --trials covers it (every point once, then the
+    search ends); TPE otherwise."""
+    import optuna
+
+    from tinycnn.nas.space import load_space
+
+    space = load_space(plan.space)
+    if space.size is not None and space.size <= trials:
+        grid = optuna.samplers.GridSampler(space.grid, seed=seed)  # one seed: every process numbers the grid alike
+        if worker:
+            grid.reseed_rng()  # but draws from it its own way
+        return grid
+    return optuna.samplers.TPESampler(seed=seed + worker)
+
+
+def tally(study) -> tuple[int, int, int]:
+    """(finished, running, repeats): the points completed or pruned (each counts towards
+    --trials), those training now, and the draws of a point tried before (which do not count)."""
     from optuna.trial import TrialState
 
-    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+    done = running = repeats = 0
+    for t in study.get_trials(deepcopy=False):
+        if "repeats" in t.user_attrs:
+            repeats += 1
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            done += 1
+        elif t.state == TrialState.RUNNING:
+            running += 1
+    return done, running, repeats
+
+
+def finished(study) -> int:
+    """The trials that count towards --trials: points completed or pruned (not failed, not drawn again)."""
+    return tally(study)[0]
+
+
+def enough(study, goal: int, trials: int) -> str | None:
+    """Why no more trials should start, or None: `goal` points finished or training, or the
+    sampler drawing points tried before as often as --trials (it has settled on them)."""
+    done, running, repeats = tally(study)
+    if done + running >= goal:
+        return "enough"
+    if repeats >= trials:
+        return (f"the sampler drew points already tried {repeats} times, so the search stops at {done} points; "
+                "widen the space to go on")
+    return None
 
 
 def check_plan(directory: Path, plan: Plan, seed: int, url: str | None) -> None:
@@ -90,6 +142,7 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
                ray_address: str | None = None, url: str | None = None, seed: int = 0, log: Log = print) -> None:
     """Run trials until `trials` of them have completed or been pruned."""
     from tinycnn.engine.rundir import claim
+    from tinycnn.nas.space import load_space
 
     if trials < 1 or workers < 1:
         raise TinycnnError("--trials and --workers must be >= 1")
@@ -97,72 +150,120 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
         check_plan(directory, plan, seed, url)
         study = open_study(directory, url, seed, objective=plan.objective)
         if url is None:
-            fail_stale(study, log)
-        left = trials - finished(study)
+            continue_interrupted(study, log)
+        size = load_space(plan.space).size
+        goal = min(trials, size) if size is not None else trials
+        left = goal - finished(study)
         if left <= 0:
             log(f"{directory}: {finished(study)} trials already finished")
             return
-        log(f"search {directory}: {left} trials to go of {trials} ({backend}, {workers} at a time)")
+        grid = f", each point of the space's {size} once" if size is not None and size <= trials else ""
+        log(f"search {directory}: {left} trials to go of {goal} ({backend}, {workers} at a time{grid})")
         started = time.perf_counter()
         try:
             if backend == "ray":
-                run_on_ray(directory, plan, trials, workers, ray_address, url, seed, log)
+                run_on_ray(directory, plan, trials, goal, workers, ray_address, url, seed, log)
             elif workers == 1:
-                optimize(str(directory), url, plan, trials, seed, 0)
+                optimize(str(directory), url, plan, trials, goal, seed, 0)
             else:
-                run_in_processes(directory, plan, trials, workers, url, seed)
+                run_in_processes(directory, plan, trials, goal, workers, url, seed)
+        except KeyboardInterrupt:
+            log("interrupted: the same command continues the search, and the trials cut short from their resume points")
+            raise
+        else:
+            why = enough(open_study(directory, url, seed, objective=plan.objective), goal, trials)
+            if why and why != "enough":
+                log(why)
         finally:
             elapsed = time.perf_counter() - started
             log(f"{finished(open_study(directory, url, seed, objective=plan.objective))} trials finished; {elapsed:.0f} s in this run")
 
 
-def fail_stale(study, log: Log) -> None:
-    """Trials left running by a search that was killed: failed, so that they are run again.
+def continue_interrupted(study, log: Log) -> None:
+    """Trials cut short (left running by a killed search, or failed by a Ctrl-C): each is
+    enqueued again, to resume from its run's resume point, unless a trial already continues it.
     (Only for the search's own journal: the directory's lock says no other process runs them.)"""
     from optuna.trial import TrialState
 
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.FAIL)
-        log(f"trial {trial.number} was cut short by an interruption; it counts as failed and another takes its place")
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs.get("continues") for t in trials}
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:
+            study.tell(trial.number, state=TrialState.FAIL)
+        elif trial.state != TrialState.FAIL or trial.user_attrs.get("error"):
+            continue
+        if trial.number in continued or not trial.params:  # not drawn yet: nothing to continue
+            continue
+        study.enqueue_trial(trial.params, user_attrs={"continues": trial.number})
+        log(f"trial {trial.number} was cut short by an interruption; a new trial continues it")
 
 
-def optimize(directory: str, url: str | None, plan: Plan, trials: int, seed: int, worker: int) -> None:
-    """Trials in this process until the study holds `trials` finished ones."""
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
-    study = open_study(Path(directory), url, seed, worker, plan.objective)
-    if finished(study) >= trials:
+def optimize(directory: str, url: str | None, plan: Plan, trials: int, goal: int, seed: int, worker: int) -> None:
+    """Trials in this process until the study holds `goal` finished ones (or enough() says stop)."""
+    study = open_study(Path(directory), url, seed, worker, plan.objective, make_sampler(plan, trials, seed, worker))
+    if enough(study, goal, trials):
         return
-    study.optimize(lambda trial: run_trial(trial, plan), catch=(TinycnnError,),
-                   callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+
+    def stop_when_enough(study, trial) -> None:
+        if enough(study, goal, trials):
+            study.stop()
+
+    def objective(trial):
+        try:
+            return run_trial(trial, plan)
+        except TinycnnError as exc:
+            print(f"trial {trial.number} failed: {exc}", file=sys.stderr, flush=True)
+            raise
+
+    study.optimize(objective, catch=(TinycnnError,), callbacks=[stop_when_enough])
 
 
-def run_in_processes(directory: Path, plan: Plan, trials: int, workers: int, url: str | None, seed: int) -> None:
+def optimize_in_child(directory: str, url: str | None, plan: Plan, trials: int, goal: int, seed: int, worker: int,
+                      parent: int) -> None:
+    """A worker process: Ctrl-C reaches it from the parent only, once, and the kernel sends it
+    one when the parent is killed; its trial then saves its resume point and the worker ends."""
+    from tinycnn.seeds.parallel import INTERRUPTED, detach_from_parent_group
+
+    detach_from_parent_group(parent)
+    try:
+        optimize(directory, url, plan, trials, goal, seed, worker)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED)
+
+
+def run_in_processes(directory: Path, plan: Plan, trials: int, goal: int, workers: int, url: str | None,
+                     seed: int) -> None:
     """`workers` processes share the study, each with its share of the cores."""
     from tinycnn.device import TORCH_DEFAULT_THREADS
+    from tinycnn.seeds.parallel import INTERRUPTED
 
     threads = max(1, TORCH_DEFAULT_THREADS // workers)
     shared = Plan(**{**asdict(plan), "threads": plan.threads or threads})
     ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=optimize, args=(str(directory), url, shared, trials, seed, i)) for i in range(workers)]
+    processes = [ctx.Process(target=optimize_in_child, args=(str(directory), url, shared, trials, goal, seed, i, os.getpid()))
+                 for i in range(workers)]
     for process in processes:
         process.start()
     try:
         for process in processes:
             process.join()
-    except KeyboardInterrupt:  # each worker heard it too: its trial saves and fails, the worker ends
+    except KeyboardInterrupt:  # one Ctrl-C to each worker: its trial saves its resume point, the worker ends
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
         for process in processes:
             process.join()
         raise
+    if any(p.exitcode == INTERRUPTED for p in processes):
+        raise KeyboardInterrupt  # a worker was sent a Ctrl-C of its own
     failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
     if failed:
         raise TinycnnError(f"{len(failed)} of {workers} search processes ended with an error (exit code {failed[0]}); "
                            "their output is above")
 
 
-def run_on_ray(directory: Path, plan: Plan, trials: int, workers: int, address: str | None, url: str | None,
-               seed: int, log: Log) -> None:
+def run_on_ray(directory: Path, plan: Plan, trials: int, goal: int, workers: int, address: str | None,
+               url: str | None, seed: int, log: Log) -> None:
     """Trials as Ray tasks, `workers` at a time: Optuna asks here, each task trains one trial and
     reports its epochs to the same study, Optuna is told here."""
     import ray
@@ -175,33 +276,40 @@ def run_on_ray(directory: Path, plan: Plan, trials: int, workers: int, address: 
         kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
         ray.init(log_to_driver=False, ignore_reinit_error=True, configure_logging=False, **kwargs)
     try:
-        study = open_study(directory, url, seed, objective=plan.objective)
+        study = open_study(directory, url, seed, objective=plan.objective, sampler=make_sampler(plan, trials, seed, 0))
         task = ray.remote(num_cpus=1)(ray_trial)
         running: dict = {}
-        while finished(study) + len(running) < trials or running:
-            while finished(study) + len(running) < trials and len(running) < workers:
+        while True:
+            while len(running) < workers and not enough(study, goal, trials):
                 trial = study.ask()
-                running[task.remote(str(directory), url, asdict(plan), trial._trial_id, seed)] = trial
+                running[task.remote(str(directory), url, asdict(plan), trials, trial._trial_id, seed)] = trial
+            if not running:
+                break
             done, _ = ray.wait(list(running), num_returns=1)
             trial = running.pop(done[0])
             state, value, message = ray.get(done[0])
-            if state == "complete":
-                study.tell(trial, list(value) if isinstance(value, tuple) else value)
-            else:
-                study.tell(trial, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
-                if state == "failed":
-                    log(f"trial {trial.number} failed: {message}")
+            try:
+                if state == "complete":
+                    study.tell(trial, list(value) if isinstance(value, tuple) else value)
+                else:
+                    study.tell(trial, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
+            except RuntimeError:  # the grid's last point: its sampler calls study.stop(), which ask-and-tell refuses
+                pass  # (optuna#5141); the trial is recorded already, and enough() ends the loop
+            if state == "failed":
+                log(f"trial {trial.number} failed: {message}")
     finally:
         if started_here:
             ray.shutdown()
 
 
-def ray_trial(directory: str, url: str | None, plan: dict, trial_id: int, seed: int) -> tuple[str, object, str]:
+def ray_trial(directory: str, url: str | None, plan: dict, trials: int, trial_id: int,
+              seed: int) -> tuple[str, object, str]:
     """One trial in a Ray worker: the study's trial (its points and reports go to the shared
     storage), trained here; ('complete', value, '') or ('pruned' | 'failed', None, why)."""
     import optuna
 
-    study = open_study(Path(directory), url, seed, trial_id + 1, plan["objective"])
+    study = open_study(Path(directory), url, seed, trial_id + 1, plan["objective"],
+                       make_sampler(Plan(**plan), trials, seed, trial_id + 1))
     trial = optuna.trial.Trial(study, trial_id)
     try:
         return "complete", run_trial(trial, Plan(**{**plan, "threads": plan["threads"] or 1})), ""

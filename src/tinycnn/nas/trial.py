@@ -46,10 +46,11 @@ def trial_config(plan: Plan, point, spec: dict) -> TrainConfig:
 
 def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     """Optuna's objective: the validation accuracy (%) to maximise, or (parameters, accuracy)
-    for a Pareto search; TrialPruned for a design over the budget or a weak trial."""
+    for a Pareto search; TrialPruned for a design over the budget or a weak trial. A point
+    tried before takes that trial's result; a trial enqueued to continue an interrupted one
+    resumes its run from the resume point it saved."""
     import optuna
 
-    from tinycnn.engine.trainer import Trainer
     from tinycnn.models.build import build_model
     from tinycnn.models.summary import summarize
     from tinycnn.nas.space import load_space
@@ -59,6 +60,11 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     point = load_space(plan.space).sample(trial)
     trial.set_user_attr("design", point.model_args)
     trial.set_user_attr("settings", point.settings)
+    interrupted = interrupted_trial(trial)
+    if interrupted is None:
+        twin = earlier_twin(trial)
+        if twin is not None:  # training is seeded: the same point would give the same result again
+            return twin_result(trial, twin, plan)
     try:
         config = trial_config(plan, point, spec)
         network = build_model(config)
@@ -72,19 +78,50 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     if summary.total_params >= spec["params_below"]:  # never trained: over the budget
         trial.set_user_attr("reason", f"{summary.total_params:,} parameters, not < {spec['params_below']:,}")
         raise optuna.TrialPruned("over the parameter budget")
-    twin = earlier_twin(trial)
-    if twin is not None:  # training is seeded: the same point would give the same result again
-        return twin_result(trial, twin, plan)
+    try:
+        accuracies = train_trial(trial, plan, config, interrupted)
+    except KeyboardInterrupt:
+        trial.set_user_attr("reason", "interrupted: the same command continues it")
+        raise
+    except TinycnnError as exc:  # a NaN loss, a full disk: the trial fails, the search goes on
+        trial.set_user_attr("reason", str(exc))
+        trial.set_user_attr("error", True)
+        raise
     k = spec.get("last_k", 1)
-    accuracies: list[float] = []
-    start = time.perf_counter()
+    accuracy = sum(accuracies[-k:]) / len(accuracies[-k:])
+    return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy
+
+
+def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[float]:
+    """Train the trial's run (or resume the interrupted trial's), reporting each epoch's validation
+    accuracy to the pruner; the accuracies of every epoch."""
+    import optuna
+
+    from tinycnn.engine.checkpoint import load_checkpoint
+    from tinycnn.engine.rundir import read_config
+    from tinycnn.engine.trainer import Trainer
+
     run_dir = Path(plan.directory) / "trials" / f"trial-{trial.number}"
+    accuracies: list[float] = []
+    seconds = 0.0
+    resume = False
+    if interrupted is not None and interrupted.user_attrs.get("run_dir"):
+        run_dir = Path(interrupted.user_attrs["run_dir"])
+        resume = (run_dir / "last.pt").exists()
+        seconds = interrupted.user_attrs.get("seconds") or 0.0
+    if resume:  # the run as it was saved, its epochs so far reported again
+        config = read_config(run_dir)
+        for row in load_checkpoint(run_dir / "last.pt", kind="resume").get("metrics", []):
+            accuracies.append(row["val_acc"])
+            trial.report(row["val_acc"], row["epoch"])
     trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("val_acc", list(accuracies))
+    start = time.perf_counter()
 
     def report(row: dict) -> None:
         accuracies.append(row["val_acc"])
         trial.set_user_attr("val_acc", list(accuracies))
-        trial.set_user_attr("seconds", time.perf_counter() - start)
+        trial.set_user_attr("seconds", seconds + time.perf_counter() - start)
         if plan.objective == "pareto":  # Optuna prunes single-objective studies only
             return
         trial.report(row["val_acc"], row["epoch"])
@@ -93,10 +130,9 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
             trial.set_user_attr("reason", f"stopped after epoch {row['epoch']}: behind the trials before it")
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
-    Trainer(config, run_dir, progress=False, log=lambda line: None, test=False).fit(on_epoch=report)
-    trial.set_user_attr("seconds", time.perf_counter() - start)
-    accuracy = sum(accuracies[-k:]) / len(accuracies[-k:])
-    return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy
+    result = Trainer(config, run_dir, progress=False, log=lambda line: None, test=False).fit(resume=resume, on_epoch=report)
+    trial.set_user_attr("seconds", seconds + time.perf_counter() - start)
+    return [row["val_acc"] for row in result.metrics]
 
 
 def first_prunable_epoch(epochs: int) -> int:
@@ -105,9 +141,18 @@ def first_prunable_epoch(epochs: int) -> int:
     return max(2, math.ceil(epochs / 3))
 
 
+def interrupted_trial(trial):
+    """The interrupted trial this one was enqueued to continue (see nas/study.continue_interrupted), or None."""
+    number = trial.user_attrs.get("continues")
+    if number is None:
+        return None
+    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == number)
+
+
 def earlier_twin(trial):
     """A finished trial of the same point (a small space, or workers drawing alike), or None;
-    TrialPruned where an earlier trial of it is still training."""
+    TrialPruned where an earlier trial of it is still training. Either way the trial is marked
+    a repeat, which does not count towards --trials."""
     import optuna
     from optuna.trial import TrialState
 
@@ -116,9 +161,10 @@ def earlier_twin(trial):
             continue
         if other.state == TrialState.RUNNING:
             if other.number < trial.number:
+                trial.set_user_attr("repeats", other.number)
                 trial.set_user_attr("reason", f"the same point as trial {other.number}, still training: not trained twice")
                 raise optuna.TrialPruned(f"the same point as trial {other.number}")
-        elif other.user_attrs.get("val_acc"):
+        else:
             return other
     return None
 
@@ -128,11 +174,14 @@ def twin_result(trial, twin, plan: Plan) -> float | tuple[int, float]:
     import optuna
     from optuna.trial import TrialState
 
-    for key in ("val_acc", "run_dir"):
-        trial.set_user_attr(key, twin.user_attrs.get(key))
+    for key in ("params", "macs", "model", "val_acc", "run_dir"):
+        if key in twin.user_attrs:
+            trial.set_user_attr(key, twin.user_attrs[key])
     trial.set_user_attr("seconds", 0.0)
+    trial.set_user_attr("repeats", twin.number)
     if twin.state == TrialState.PRUNED:
-        trial.set_user_attr("reason", f"the same point as trial {twin.number}, which was stopped early")
+        why = twin.user_attrs.get("reason", "stopped early")
+        trial.set_user_attr("reason", f"the same point as trial {twin.number}: {why}")
         raise optuna.TrialPruned(f"the same point as trial {twin.number}")
     trial.set_user_attr("reason", f"the same point as trial {twin.number}: its result, not trained again")
     return tuple(twin.values) if plan.objective == "pareto" else twin.value

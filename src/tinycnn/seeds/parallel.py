@@ -51,10 +51,13 @@ def plan_processes(seeds: int, threads: int, cores: int) -> tuple[int, int]:
     return max(1, math.ceil(seeds / rounds)), threads
 
 
-def _interrupt_when_parent_dies(parent: int) -> None:
-    """Linux: a child whose parent is killed (SIGTERM, SIGKILL, out of memory) gets the Ctrl-C the
-    parent can no longer pass on, so it saves its resume point and ends instead of training on
-    unseen, holding its directory."""
+def detach_from_parent_group(parent: int) -> None:
+    """In a child: a process group of its own, so that Ctrl-C at the terminal reaches the parent
+    only, which passes it on once; and, on Linux, the Ctrl-C the parent can no longer pass on
+    when it is killed (SIGTERM, SIGKILL, out of memory), so the child saves its resume point and
+    ends instead of training on unseen, holding its directory."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -75,9 +78,7 @@ def _interrupt_when_parent_dies(parent: int) -> None:
 
 def _train_seed(label: str, config: dict, seed_dir: str, resume: bool, errors, parent: int) -> None:
     """A child: one seed's Trainer, its lines prefixed with the job's label."""
-    if hasattr(os, "setpgid"):
-        os.setpgid(0, 0)  # Ctrl-C at the terminal reaches the parent, which passes it on once
-    _interrupt_when_parent_dies(parent)
+    detach_from_parent_group(parent)
     prefix = f"{label}: "
 
     def log(message: str) -> None:
