@@ -311,6 +311,8 @@ def test_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_comma
 def test_a_point_still_training_elsewhere_is_not_trained_twice():
     import optuna
 
+    from tinycnn.nas.study import tally
+
     study = optuna.create_study(direction="maximize")
     for width in (8, 8, 12, 8):
         study.enqueue_trial({"width": width})
@@ -321,8 +323,11 @@ def test_a_point_still_training_elsewhere_is_not_trained_twice():
     with pytest.raises(optuna.TrialPruned):
         earlier_twin(second)  # while the first still trains
     assert "still training" in study.trials[second.number].user_attrs["reason"]
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    assert tally(study) == (0, 2, 1)  # (points finished, trials training, repeats): the repeat does not count
     first.set_user_attr("val_acc", [99.0])
     study.tell(first, 99.0)
+    assert tally(study) == (1, 1, 1)
     later = study.ask()
     later.suggest_categorical("width", [8, 12])
     assert earlier_twin(later).number == first.number  # once finished, its result is taken

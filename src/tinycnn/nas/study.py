@@ -84,18 +84,19 @@ def make_sampler(plan: Plan, trials: int, seed: int, worker: int):
 
 def tally(study) -> tuple[int, int, int]:
     """(finished, running, repeats): the points completed or pruned (each counts towards
-    --trials), those training now, and the draws of a point tried before (which do not count)."""
+    --trials), the trials training now, and the trials of a point finished before (which do
+    not count)."""
     from optuna.trial import TrialState
 
-    done = running = repeats = 0
+    points, finished_trials, running = set(), 0, 0
     for t in study.get_trials(deepcopy=False):
-        if "repeats" in t.user_attrs:
-            repeats += 1
-        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            done += 1
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            finished_trials += 1
+            if not t.user_attrs.get("drawn_while_training"):  # its point's own trial counts, however it ends
+                points.add(tuple(sorted(t.params.items())))
         elif t.state == TrialState.RUNNING:
             running += 1
-    return done, running, repeats
+    return len(points), running, finished_trials - len(points)
 
 
 def finished(study) -> int:

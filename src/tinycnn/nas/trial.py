@@ -151,8 +151,8 @@ def interrupted_trial(trial):
 
 def earlier_twin(trial):
     """A finished trial of the same point (a small space, or workers drawing alike), or None;
-    TrialPruned where an earlier trial of it is still training. Either way the trial is marked
-    a repeat, which does not count towards --trials."""
+    TrialPruned where an earlier trial of it is still training. (Repeats do not count towards
+    --trials: nas/study.tally.)"""
     import optuna
     from optuna.trial import TrialState
 
@@ -161,7 +161,7 @@ def earlier_twin(trial):
             continue
         if other.state == TrialState.RUNNING:
             if other.number < trial.number:
-                trial.set_user_attr("repeats", other.number)
+                trial.set_user_attr("drawn_while_training", True)
                 trial.set_user_attr("reason", f"the same point as trial {other.number}, still training: not trained twice")
                 raise optuna.TrialPruned(f"the same point as trial {other.number}")
         else:
@@ -178,7 +178,6 @@ def twin_result(trial, twin, plan: Plan) -> float | tuple[int, float]:
         if key in twin.user_attrs:
             trial.set_user_attr(key, twin.user_attrs[key])
     trial.set_user_attr("seconds", 0.0)
-    trial.set_user_attr("repeats", twin.number)
     if twin.state == TrialState.PRUNED:
         why = twin.user_attrs.get("reason", "stopped early")
         trial.set_user_attr("reason", f"the same point as trial {twin.number}: {why}")
