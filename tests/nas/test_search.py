@@ -272,12 +272,19 @@ def test_an_interrupted_trial_continues_from_its_resume_point_to_the_same_result
     assert [r["state"] for r in cut] == ["fail"] and "interrupted" in cut[0]["reason"]
     assert len(json.loads(cut[0]["val_acc"])) == 1 and (out / "trials" / "trial-0" / "last.pt").exists()
     monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
+    moved = tmp_path / "elsewhere"  # the search and its space file moved together, as in a clone
+    moved.mkdir()
+    shutil.move(out, moved / "cut")
+    shutil.move(space, moved / "one.toml")
+    out = moved / "cut"
+    args[1] = str(moved / "one.toml")
     assert main(["search", "--out", str(out), *args]) == 0
     assert "trial 0 was cut short by an interruption; a new trial continues it" in capsys.readouterr().out
     _, then = trials(out)
     whole = trials(tmp_path / "whole")[0]
     assert then["state"] == "complete" and then["val_acc"] == whole["val_acc"] and then["value"] == whole["value"]
     assert not (out / "trials" / "trial-1").exists()  # trained on in trial 0's run directory
+    assert not (tmp_path / "cut").exists()
 
 
 def test_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_command_continues(tmp_path):
@@ -384,3 +391,15 @@ def test_a_space_files_grid_is_every_value_of_every_finite_dimension(tmp_path):
     space.write_text('[settings]\nmax_lr = { low = 0.05, high = 0.3, log = true }\nema = { choices = [0.0, 0.99] }\n')
     assert load_space(str(space)).size is None  # a continuous range: TPE, never the grid
     assert load_space("family").size is None
+
+
+def test_the_shipped_searches_name_their_files_relative_to_themselves():
+    """So that a clone anywhere continues them with the command in docs/models.md."""
+    root = Path(__file__).resolve().parents[2] / "results" / "search"
+    plans = [json.loads(p.read_text())["plan"] for p in root.glob("*/search.json")]
+    assert plans
+    for plan in plans:
+        for key in ("recipe", "spec", "space"):
+            assert not Path(plan[key]).is_absolute(), plan
+            if plan[key].endswith(".toml"):
+                assert (root / "x" / plan[key]).resolve().exists(), plan

@@ -121,7 +121,7 @@ def check_plan(directory: Path, plan: Plan, seed: int, url: str | None) -> None:
     from tinycnn.engine.rundir import write_json
 
     path = directory / PLAN_FILE
-    mine = {"plan": asdict(plan) | {"directory": None}, "seed": seed, "storage": url}
+    mine = {"plan": portable(asdict(plan) | {"directory": None}, directory), "seed": seed, "storage": url}
     if not path.exists():
         write_json(path, mine)
         return
@@ -129,6 +129,7 @@ def check_plan(directory: Path, plan: Plan, seed: int, url: str | None) -> None:
         theirs = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise TinycnnError(f"{path}, line {exc.lineno}: not valid JSON; the file is damaged") from None
+    theirs["plan"] = portable(theirs.get("plan", {}), directory)
     flat = lambda record: {**{k: v for k, v in record.get("plan", {}).items() if k != "overrides"},
                            **record.get("plan", {}).get("overrides", {}), "seed": record.get("seed"), "storage": record.get("storage")}
     there, here = flat(theirs), flat(mine)
@@ -137,6 +138,18 @@ def check_plan(directory: Path, plan: Plan, seed: int, url: str | None) -> None:
         key = differ[0]
         raise TinycnnError(f"{directory} holds another search ({key} = {there.get(key)!r} there, {here.get(key)!r} now); "
                            "use another --out, or the same settings to continue it")
+
+
+def portable(plan: dict, directory: Path) -> dict:
+    """The plan with its files (a recipe, spec or space .toml) relative to the search's
+    directory, so that a search moved with its files (a clone elsewhere) is the same search."""
+
+    def relative(value):
+        if isinstance(value, str) and value.endswith(".toml") and os.path.isabs(value):
+            return os.path.relpath(value, directory.resolve())
+        return value
+
+    return {k: relative(v) if k in ("recipe", "spec", "space") else v for k, v in plan.items()}
 
 
 def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, backend: str = "local",

@@ -106,7 +106,7 @@ def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[flo
     seconds = 0.0
     resume = False
     if interrupted is not None and interrupted.user_attrs.get("run_dir"):
-        run_dir = Path(interrupted.user_attrs["run_dir"])
+        run_dir = Path(plan.directory) / "trials" / f"trial-{interrupted.number}"  # here, should the search have moved
         resume = (run_dir / "last.pt").exists()
         seconds = interrupted.user_attrs.get("seconds") or 0.0
     if resume:  # the run as it was saved, its epochs so far reported again
