@@ -283,6 +283,7 @@ def test_an_interrupted_trial_continues_from_its_resume_point_to_the_same_result
     _, then = trials(out)
     whole = trials(tmp_path / "whole")[0]
     assert then["state"] == "complete" and then["val_acc"] == whole["val_acc"] and then["value"] == whole["value"]
+    assert then["reason"] == "continues trial 0, from its resume point after epoch 1"
     assert not (out / "trials" / "trial-1").exists()  # trained on in trial 0's run directory
     assert not (tmp_path / "cut").exists()
 
@@ -403,3 +404,19 @@ def test_the_shipped_searches_name_their_files_relative_to_themselves():
             assert not Path(plan[key]).is_absolute(), plan
             if plan[key].endswith(".toml"):
                 assert (root / "x" / plan[key]).resolve().exists(), plan
+
+
+def test_a_searchs_time_leaves_out_the_pauses_between_its_runs():
+    from datetime import datetime, timedelta
+
+    import optuna
+
+    from tinycnn.nas.study import wall_seconds
+
+    t0 = datetime(2026, 12, 7, 12, 0, 0)
+    study = optuna.create_study(direction="maximize")
+    for start, stop in ((0, 100), (50, 130), (10, 20), (86_400, 86_460)):  # two at a time, then a day's pause
+        trial = optuna.trial.create_trial(value=1.0)
+        trial.datetime_start, trial.datetime_complete = t0 + timedelta(seconds=start), t0 + timedelta(seconds=stop)
+        study.add_trial(trial)
+    assert wall_seconds(study) == 130 + 60

@@ -147,8 +147,8 @@ def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, secon
         (f"# tinycnn search: {spec['name']}, space {recipe_relative(plan.space, Path(plan.directory))}, "
          f"recipe {recipe_relative(plan.recipe, Path(plan.directory))}"), "",
         (f"{len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned (over the budget, not fitting, "
-         f"or stopped behind the others), {counts['fail']} failed. {seconds / 60:.1f} minutes from the first trial's start "
-         f"to the last one's end; {trained / 60:.1f} minutes of training in all."),
+         f"or stopped behind the others), {counts['fail']} failed. {seconds / 60:.1f} minutes with trials running "
+         f"(the pauses between runs left out); {trained / 60:.1f} minutes of training in all."),
         "", (f"Overrides of the trials: {json.dumps(plan.overrides) if plan.overrides else 'none'}. Chosen on the "
              "validation split (the mean accuracy of the last epochs); the test set is read only by `--confirm`."), "",
         "## Best designs", "",

@@ -334,9 +334,15 @@ def ray_trial(directory: str, url: str | None, plan: dict, trials: int, trial_id
 
 
 def wall_seconds(study) -> float:
-    """From the first trial's start to the last one's end."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
-    if not trials:
-        return 0.0
-    return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
-
+    """How long trials were running: the union of their times, so that the pauses between the
+    runs of an interrupted search are left out."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.get_trials(deepcopy=False)
+                   if t.datetime_start and t.datetime_complete)
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is not None and start < end:
+            start = end
+        if stop > start:
+            total += (stop - start).total_seconds()
+        end = stop if end is None else max(end, stop)
+    return total

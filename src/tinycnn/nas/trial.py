@@ -103,17 +103,18 @@ def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[flo
 
     run_dir = Path(plan.directory) / "trials" / f"trial-{trial.number}"
     accuracies: list[float] = []
-    seconds = 0.0
     resume = False
     if interrupted is not None and interrupted.user_attrs.get("run_dir"):
         run_dir = Path(plan.directory) / "trials" / f"trial-{interrupted.number}"  # here, should the search have moved
         resume = (run_dir / "last.pt").exists()
-        seconds = interrupted.user_attrs.get("seconds") or 0.0
     if resume:  # the run as it was saved, its epochs so far reported again
         config = read_config(run_dir)
         for row in load_checkpoint(run_dir / "last.pt", kind="resume").get("metrics", []):
             accuracies.append(row["val_acc"])
             trial.report(row["val_acc"], row["epoch"])
+    if interrupted is not None:
+        trial.set_user_attr("reason", f"continues trial {interrupted.number}, " + (
+            f"from its resume point after epoch {len(accuracies)}" if resume else "from the start (no resume point)"))
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("val_acc", list(accuracies))
     start = time.perf_counter()
@@ -121,7 +122,7 @@ def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[flo
     def report(row: dict) -> None:
         accuracies.append(row["val_acc"])
         trial.set_user_attr("val_acc", list(accuracies))
-        trial.set_user_attr("seconds", seconds + time.perf_counter() - start)
+        trial.set_user_attr("seconds", time.perf_counter() - start)  # this trial's own: the sum over trials adds up
         if plan.objective == "pareto":  # Optuna prunes single-objective studies only
             return
         trial.report(row["val_acc"], row["epoch"])
@@ -131,7 +132,7 @@ def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[flo
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
     result = Trainer(config, run_dir, progress=False, log=lambda line: None, test=False).fit(resume=resume, on_epoch=report)
-    trial.set_user_attr("seconds", seconds + time.perf_counter() - start)
+    trial.set_user_attr("seconds", time.perf_counter() - start)
     return [row["val_acc"] for row in result.metrics]
 
 
