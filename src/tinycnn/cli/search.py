@@ -10,7 +10,7 @@ DESCRIPTION = (
     "split (--val-size, default 10000), and scores the mean validation accuracy of the spec's last K "
     "epochs; Optuna's median pruner stops weak trials early. The study lives in OUT/journal.log (or "
     "--storage URL, an RDB several machines share); the same command continues an interrupted "
-    "search; --workers K runs K trials at a time, here (processes) or on Ray (--backend ray). Writes "
+    "search, each trial cut short from its resume point; --workers K runs K trials at a time, here (processes) or on Ray (--backend ray). Writes "
     "OUT/trials.csv, OUT/search.md, OUT/frontier.png and OUT/best-*.toml. The test set is read only "
     "by --confirm."
 )
@@ -23,7 +23,7 @@ def add_arguments(parser):
                         help="the budget: era-s6, era-s7, at-most-4000 or a spec .toml (default: era-s7; with --confirm, the search's)")
     parser.add_argument("--space", default="family", help="family, settings, family+settings, or a space .toml")
     parser.add_argument("--recipe", default="default", help="the recipe trials start from")
-    parser.add_argument("--trials", type=int, default=20, help="trials that complete or are pruned, in all")
+    parser.add_argument("--trials", type=int, default=20, help="points to try, in all: trials that complete or are pruned, not repeats (a space file with no more points: each once)")
     parser.add_argument("--out", default=None, help="the search's directory (default: runs/search-<UTC time>)")
     parser.add_argument("--workers", type=int, default=1, help="trials at a time")
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="processes here, or Ray tasks")
