@@ -104,16 +104,11 @@ def finished(study) -> int:
     return tally(study)[0]
 
 
-def enough(study, goal: int, trials: int) -> str | None:
-    """Why no more trials should start, or None: `goal` points finished or training, or the
-    sampler drawing points tried before as often as --trials (it has settled on them)."""
+def enough(study, goal: int, trials: int) -> bool:
+    """Whether no more trials should start: `goal` points finished or training, or the sampler
+    has drawn points tried before as often as --trials (it has settled on them)."""
     done, running, repeats = tally(study)
-    if done + running >= goal:
-        return "enough"
-    if repeats >= trials:
-        return (f"the sampler drew points already tried {repeats} times, so the search stops at {done} points; "
-                "widen the space to go on")
-    return None
+    return done + running >= goal or repeats >= trials
 
 
 def check_plan(directory: Path, plan: Plan, seed: int, url: str | None) -> None:
@@ -185,9 +180,10 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
             log("interrupted: the same command continues the search, and the trials cut short from their resume points")
             raise
         else:
-            why = enough(open_study(directory, url, seed, objective=plan.objective), goal, trials)
-            if why and why != "enough":
-                log(why)
+            done, _, repeats = tally(open_study(directory, url, seed, objective=plan.objective))
+            if done < goal and repeats >= trials:
+                log(f"the sampler drew points already tried {repeats} times, so the search stopped at {done} points; "
+                    "widen the space to go on")
         finally:
             elapsed = time.perf_counter() - started
             log(f"{finished(open_study(directory, url, seed, objective=plan.objective))} trials finished; {elapsed:.0f} s in this run")
