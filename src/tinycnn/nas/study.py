@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tinycnn.errors import TinycnnError
-from tinycnn.nas.trial import Plan, run_trial
+from tinycnn.nas.trial import Plan, drawn_while_training, run_trial
 
 STUDY = "tinycnn-search"
 PLAN_FILE = "search.json"
@@ -92,7 +92,7 @@ def tally(study) -> tuple[int, int, int]:
     for t in study.get_trials(deepcopy=False):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             finished_trials += 1
-            if not t.user_attrs.get("drawn_while_training"):  # its point's own trial counts, however it ends
+            if not drawn_while_training(t):  # its point's own trial counts, however it ends
                 points.add(tuple(sorted(t.params.items())))
         elif t.state == TrialState.RUNNING:
             running += 1

@@ -158,8 +158,8 @@ def earlier_twin(trial):
     from optuna.trial import TrialState
 
     for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
-        if other.number == trial.number or other.params != trial.params:
-            continue
+        if other.number == trial.number or other.params != trial.params or drawn_while_training(other):
+            continue  # (a trial drawn while its point trained elsewhere has no result of its own)
         if other.state == TrialState.RUNNING:
             if other.number < trial.number:
                 trial.set_user_attr("drawn_while_training", True)
@@ -168,6 +168,13 @@ def earlier_twin(trial):
         else:
             return other
     return None
+
+
+def drawn_while_training(trial) -> bool:
+    """Whether a trial was a repeat of a point still training elsewhere (pruned without a result);
+    journals from before the mark say so in the reason only."""
+    return bool(trial.user_attrs.get("drawn_while_training")) or trial.user_attrs.get("reason", "").endswith(
+        "still training: not trained twice")
 
 
 def twin_result(trial, twin, plan: Plan) -> float | tuple[int, float]:
