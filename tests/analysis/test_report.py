@@ -196,3 +196,4 @@ def test_runs_are_labelled_by_the_fewest_parts_that_tell_them_apart(tmp_path):
     paths = [tmp_path / "default", tmp_path / "a" / "confirm" / "best-1", tmp_path / "b" / "confirm" / "best-1"]
     assert unique_labels(paths) == ["default", "a/confirm/best-1", "b/confirm/best-1"]
     assert unique_labels([tmp_path / "x", tmp_path / "y"]) == ["x", "y"]
+    assert unique_labels([tmp_path / "default", tmp_path / "s" / "confirm" / "trial-20"]) == ["default", "s/confirm/trial-20"]

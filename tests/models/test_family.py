@@ -63,14 +63,15 @@ def test_a_design_trains_from_the_command_line(tmp_path, capsys):
     assert "--model-args 'widths=8': not JSON" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, search, searched", [
-    ("tiny-3924", "under-4k-settings", {"widths": [8, 10, 8, 8, 8, 14], "transition": 0}),
-    ("tiny-3888", "under-4k-designs", {"widths": [8, 8, 8, 8, 8, 8, 10], "transition": 0, "pool_after": 3, "padded": 3}),
-    ("tiny-7812", "under-8k-designs", {"widths": [8, 10, 12, 12, 12, 12, 16], "transition": 0, "pool_after": 3,
-                                       "padded": 3}),
+@pytest.mark.parametrize("name, search, trial, searched", [
+    ("tiny-3924", "under-4k-settings", 0, {"widths": [8, 10, 8, 8, 8, 14], "transition": 0}),
+    ("tiny-3888", "under-4k-designs", 20, {"widths": [8, 8, 8, 8, 8, 8, 10], "transition": 0, "pool_after": 3, "padded": 3}),
+    ("tiny-7812", "under-8k-designs", 0, {"widths": [8, 10, 12, 12, 12, 12, 16], "transition": 0, "pool_after": 3,
+                                          "padded": 3}),
 ])
-def test_a_searched_design_is_a_zoo_model_and_a_recipe(name, search, searched):
-    """The zoo model is the family design its search confirmed, and its recipe is that search's best-1.toml."""
+def test_a_searched_design_is_a_zoo_model_and_a_recipe(name, search, trial, searched):
+    """The zoo model is the family design its search confirmed, and its recipe is the search's
+    best-*.toml of that trial."""
     import tomllib
     from pathlib import Path
 
@@ -81,7 +82,9 @@ def test_a_searched_design_is_a_zoo_model_and_a_recipe(name, search, searched):
     torch.manual_seed(0)
     design = create_model("family", **searched, dropout=0.0).state_dict()
     assert list(zoo) == list(design) and all(torch.equal(zoo[k], design[k]) for k in zoo)
-    best = Path(__file__).resolve().parents[2] / "results" / "search" / search / "best-1.toml"
+    directory = Path(__file__).resolve().parents[2] / "results" / "search" / search
+    assert (directory / "confirm" / f"trial-{trial}" / "summary.json").exists()
+    best = next(p for p in directory.glob("best-*.toml") if f"search trial {trial}:" in p.read_text())
     assert tomllib.loads(best.read_text())["model_args"] == searched
     found, shipped = load_recipe(str(best)).to_dict(), load_recipe(name).to_dict()
     differ = {k for k in found if found[k] != shipped[k]}

@@ -12,7 +12,7 @@ import pytest
 import tinycnn
 from tinycnn.cli import main
 from tinycnn.nas.outputs import markdown
-from tinycnn.nas.trial import Plan, earlier_twin, first_prunable_epoch
+from tinycnn.nas.trial import Plan, earlier_twin, first_prunable_epoch, may_stop_after
 from tinycnn.recipes import load_recipe
 
 TINY = ["--subset", "300", "--epochs", "2", "--val-size", "200", "--no-compile", "--no-amp", "--device", "cpu"]
@@ -194,6 +194,13 @@ def test_weak_trials_are_stopped_only_from_a_third_of_the_epochs_on(epochs, firs
     assert first_prunable_epoch(epochs) == first
 
 
+@pytest.mark.parametrize("epoch, epochs, k, may", [(4, 15, 3, False), (5, 15, 3, True), (12, 15, 3, True),
+                                                   (13, 15, 3, False), (14, 15, 3, False), (1, 2, 1, False),
+                                                   (19, 20, 1, True), (20, 20, 1, False)])
+def test_weak_trials_are_not_stopped_in_the_epochs_that_score_them(epoch, epochs, k, may):
+    assert may_stop_after(epoch, epochs, k) == may
+
+
 def test_a_finite_space_that_trials_cover_is_searched_point_by_point_once(tmp_path, capsys):
     space = tmp_path / "grid.toml"
     space.write_text('model = "family"\n[model_args]\nwidths = { choices = [[4, 6, 8, 8], [4, 8, 8]] }\n'
@@ -346,17 +353,29 @@ def test_a_point_still_training_elsewhere_is_not_trained_twice():
     assert earlier_twin(later).number == again.number  # the result of the trial that trained, not the repeat's
 
 
-def test_confirm_trains_the_best_designs_over_seeds(tmp_path, capsys):
+def test_confirm_trains_the_best_designs_over_seeds_each_in_its_trials_directory(tmp_path, capsys):
+    import re
+
     out = tmp_path / "s"
     assert main(["search", "--out", str(out), "--trials", "2", "--top", "1", *TINY]) == 0
-    (out / "best-2.toml").write_text((out / "best-1.toml").read_text())  # a second design, which --top 1 leaves out
+    best = (out / "best-1.toml").read_text()
+    number = re.search(r"search trial (\d+):", best).group(1)
+    (out / "best-2.toml").write_text(best)  # a second design, which --top 1 leaves out
     _no_test_set.searching = False  # confirming is the one time the test set is read
-    assert main(["search", "--confirm", str(out), "--top", "1", "--seeds", "0,1", "--subset", "200", "--epochs", "1",
-                 "--no-compile", "--no-amp", "--device", "cpu"]) == 0
+    confirm = ["search", "--confirm", str(out), "--seeds", "0,1", "--subset", "200", "--epochs", "1", "--no-compile",
+               "--no-amp", "--device", "cpu"]
+    assert main([*confirm, "--top", "1"]) == 0
     text = (out / "confirm.md").read_text()
-    assert "| best-1.toml |" in text and "0 of 2 (era-s7)" in text  # a --subset run never meets a budget
-    assert (out / "confirm" / "best-1" / "seed-1" / "metrics.jsonl").exists()
-    assert "best-2" not in text and not (out / "confirm" / "best-2").exists()
+    assert f"| best-1.toml (trial {number}) |" in text and "0 of 2 (era-s7)" in text  # a --subset run never meets a budget
+    assert (out / "confirm" / f"trial-{number}" / "seed-1" / "metrics.jsonl").exists()
+    assert "best-2" not in text and len(list((out / "confirm").iterdir())) == 1
+    # the search continued and ranked another trial first: best-1 is now that trial's, confirmed anew
+    (out / "best-2.toml").write_text(best)
+    (out / "best-1.toml").write_text(best.replace(f"search trial {number}:", "search trial 77:"))
+    assert main([*confirm, "--top", "2"]) == 0
+    text = (out / "confirm.md").read_text()
+    assert "| best-1.toml (trial 77) |" in text and f"| best-2.toml (trial {number}) |" in text
+    assert sorted(p.name for p in (out / "confirm").iterdir()) == sorted([f"trial-{number}", "trial-77"])
 
 
 def test_search_from_python(tmp_path):

@@ -397,12 +397,13 @@ def _versions(view: RunView) -> str:
 
 
 def unique_labels(paths: list[Path]) -> list[str]:
-    """Each path by the fewest of its last parts that tell it from the others
-    (`under-4k/confirm/best-1` beside `default`)."""
+    """Each path by the fewest of its last parts that tell it from the others (`default`), a
+    search's confirmation with its search's name however few would do (`under-4k/confirm/trial-2`)."""
     parts = [Path(p).resolve().parts for p in paths]
 
     def label(i: int) -> str:
-        for k in range(1, len(parts[i]) + 1):
+        fewest = 3 if len(parts[i]) >= 3 and parts[i][-2] == "confirm" else 1
+        for k in range(fewest, len(parts[i]) + 1):
             if all(parts[i][-k:] != other[-k:] for j, other in enumerate(parts) if j != i):
                 return "/".join(parts[i][-k:])
         return str(paths[i])

@@ -86,7 +86,7 @@ def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | 
         raise TinycnnError(f"{directory}: no best-*.toml to confirm; run the search first (tinycnn search --out {directory})")
     results = []
     for recipe in recipes:
-        run_dir = directory / "confirm" / recipe.stem
+        run_dir = directory / "confirm" / confirm_name(recipe)
         log(f"\n##### {recipe.name} over seeds {','.join(map(str, seeds))} -> {run_dir}")
         if holds_run(run_dir):
             summary = resume_seeds(run_dir, log=log)
@@ -95,10 +95,23 @@ def confirm(directory: str | Path, seeds, *, parallel: bool = False, top: int | 
             with claim(run_dir):
                 start_seeds(config, seeds, run_dir, parallel=parallel, log=log)
                 summary = run_seeds(config, run_dir, log=log)
-        results.append({**summary, "design": recipe.name, "run_dir": str(run_dir)})
+        results.append({**summary, "design": f"{recipe.name} ({run_dir.name.replace('-', ' ')})"
+                        if run_dir.name != recipe.stem else recipe.name, "run_dir": str(run_dir)})
     atomic_write_text(directory / "confirm.md", confirm_markdown(results, directory))
     log(f"\nwrote {directory / 'confirm.md'}")
     return results
+
+
+def confirm_name(recipe: Path) -> str:
+    """A design's directory under DIR/confirm: named by its trial ("trial-9"), which stays the
+    same when a continued search ranks its best designs anew (best-1 may become best-2); by the
+    file's name for a recipe that does not say its trial."""
+    import re
+
+    from tinycnn.config import read_toml
+
+    found = re.match(r"search trial (\d+):", str(read_toml(recipe).get("description", "")))
+    return f"trial-{found.group(1)}" if found else recipe.stem
 
 
 def confirm_markdown(results: list[dict], directory: Path) -> str:

@@ -79,7 +79,7 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
         trial.set_user_attr("reason", f"{summary.total_params:,} parameters, not < {spec['params_below']:,}")
         raise optuna.TrialPruned("over the parameter budget")
     try:
-        accuracies = train_trial(trial, plan, config, interrupted)
+        accuracies = train_trial(trial, plan, config, interrupted, spec.get("last_k", 1))
     except KeyboardInterrupt:
         trial.set_user_attr("reason", "interrupted: the same command continues it")
         raise
@@ -92,9 +92,10 @@ def run_trial(trial, plan: Plan) -> float | tuple[int, float]:
     return (summary.total_params, accuracy) if plan.objective == "pareto" else accuracy
 
 
-def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[float]:
+def train_trial(trial, plan: Plan, config: TrainConfig, interrupted, k: int) -> list[float]:
     """Train the trial's run (or resume the interrupted trial's), reporting each epoch's validation
-    accuracy to the pruner; the accuracies of every epoch."""
+    accuracy to the pruner (which may stop it before the last `k` epochs, those scored); the
+    accuracies of every epoch."""
     import optuna
 
     from tinycnn.engine.checkpoint import load_checkpoint
@@ -126,14 +127,19 @@ def train_trial(trial, plan: Plan, config: TrainConfig, interrupted) -> list[flo
         if plan.objective == "pareto":  # Optuna prunes single-objective studies only
             return
         trial.report(row["val_acc"], row["epoch"])
-        # the last epoch is trained already: stopping there saves nothing and loses the trial's score
-        if first_prunable_epoch(config.epochs) <= row["epoch"] < config.epochs and trial.should_prune():
+        if may_stop_after(row["epoch"], config.epochs, k) and trial.should_prune():
             trial.set_user_attr("reason", f"stopped after epoch {row['epoch']}: behind the trials before it")
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
     result = Trainer(config, run_dir, progress=False, log=lambda line: None, test=False).fit(resume=resume, on_epoch=report)
     trial.set_user_attr("seconds", time.perf_counter() - start)
     return [row["val_acc"] for row in result.metrics]
+
+
+def may_stop_after(epoch: int, epochs: int, k: int) -> bool:
+    """Whether the pruner may stop a trial after `epoch`: from first_prunable_epoch on, and not in
+    the last `k` epochs, the scored ones (stopping there saves little and loses the score)."""
+    return first_prunable_epoch(epochs) <= epoch <= epochs - k
 
 
 def first_prunable_epoch(epochs: int) -> int:
