@@ -295,7 +295,7 @@ def test_an_interrupted_trial_continues_from_its_resume_point_to_the_same_result
     assert not (tmp_path / "cut").exists()
 
 
-def test_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_command_continues(tmp_path):
+def test_kill_or_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_command_continues(tmp_path):
     import os
     import signal
     import subprocess
@@ -311,7 +311,7 @@ def test_ctrl_c_to_a_search_of_two_workers_stops_both_quietly_and_the_same_comma
     while len(list(out.glob("trials/trial-*/metrics.jsonl"))) < 2 and search.poll() is None:  # both training
         assert time.monotonic() < deadline, "the workers did not start training"
         time.sleep(0.2)
-    search.send_signal(signal.SIGINT)  # to the parent alone, as a background job gets it
+    search.send_signal(signal.SIGTERM)  # `kill PID`: to the parent alone, which takes it as a Ctrl-C
     _, err = search.communicate(timeout=120)
     assert search.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err

@@ -14,11 +14,13 @@ from the resume point its run saved.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -155,7 +157,7 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
 
     if trials < 1 or workers < 1:
         raise TinycnnError("--trials and --workers must be >= 1")
-    with claim(directory):  # one controller per search directory
+    with claim(directory), sigterm_as_ctrl_c():  # one controller per search directory; `kill` stops it cleanly
         check_plan(directory, plan, seed, url)
         study = open_study(directory, url, seed, objective=plan.objective)
         if url is None:
@@ -187,6 +189,29 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
         finally:
             elapsed = time.perf_counter() - started
             log(f"{finished(open_study(directory, url, seed, objective=plan.objective))} trials finished; {elapsed:.0f} s in this run")
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """SIGTERM (`kill PID`) does what Ctrl-C does: whatever handles Ctrl-C now (a trial's
+    trainer saving its resume point, or KeyboardInterrupt) handles it, even where Ctrl-C itself
+    is ignored, as in a job started in the background of a script."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(ctrl_c):
+            ctrl_c(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def continue_interrupted(study, log: Log) -> None:
