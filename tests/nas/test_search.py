@@ -413,9 +413,10 @@ def test_a_space_files_grid_is_every_value_of_every_finite_dimension(tmp_path):
     assert loaded.grid == {"model.widths#": [0, 1, 2], "model.blocks": [2, 4, 6],
                            "rotation": [0.0, 0.25, 0.5, 0.75, 1.0], "ema": [0.0, 0.99]}
     assert loaded.size == 3 * 3 * 5 * 2
+    assert loaded.walked_by(90) and not loaded.walked_by(89)  # fewer trials than points: TPE
     space.write_text('[settings]\nmax_lr = { low = 0.05, high = 0.3, log = true }\nema = { choices = [0.0, 0.99] }\n')
     assert load_space(str(space)).size is None  # a continuous range: TPE, never the grid
-    assert load_space("family").size is None
+    assert load_space("family").size is None and not load_space("family").walked_by(10**6)
 
 
 def test_the_shipped_searches_name_their_files_relative_to_themselves():

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from tinycnn.atomic import atomic_write_text
@@ -85,6 +86,13 @@ def write_csv(path: Path, trials: list[dict]) -> None:
 def recipe_relative(name_or_file: str, directory: Path) -> str:
     """A built-in's name as it is; a file relative to `directory` (the recipe's, the search's)."""
     return os.path.relpath(name_or_file, directory) if name_or_file.endswith(".toml") else name_or_file
+
+
+def recipe_trial(recipe: dict) -> int | None:
+    """The trial a best-*.toml was written from, as its description (below) says; None for
+    another recipe."""
+    found = re.match(r"search trial (\d+):", str(recipe.get("description", "")))
+    return int(found.group(1)) if found else None
 
 
 def write_recipe(path: Path, trial: dict, plan: Plan, spec: dict) -> Path:

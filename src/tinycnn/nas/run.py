@@ -106,12 +106,11 @@ def confirm_name(recipe: Path) -> str:
     """A design's directory under DIR/confirm: named by its trial ("trial-9"), which stays the
     same when a continued search ranks its best designs anew (best-1 may become best-2); by the
     file's name for a recipe that does not say its trial."""
-    import re
-
     from tinycnn.config import read_toml
+    from tinycnn.nas.outputs import recipe_trial
 
-    found = re.match(r"search trial (\d+):", str(read_toml(recipe).get("description", "")))
-    return f"trial-{found.group(1)}" if found else recipe.stem
+    number = recipe_trial(read_toml(recipe))
+    return f"trial-{number}" if number is not None else recipe.stem
 
 
 def confirm_markdown(results: list[dict], directory: Path) -> str:

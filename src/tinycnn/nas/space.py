@@ -59,6 +59,10 @@ class Space:
         """How many points the space holds, where it is finite."""
         return math.prod(len(values) for values in self.grid.values()) if self.grid is not None else None
 
+    def walked_by(self, trials: int) -> bool:
+        """Whether `trials` reach every point: the search then walks the grid, each point once."""
+        return self.size is not None and self.size <= trials
+
 
 def family_design(trial) -> dict:
     before = trial.suggest_int("convs_before_pool", 1, 3)

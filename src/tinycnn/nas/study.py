@@ -76,7 +76,7 @@ def make_sampler(plan: Plan, trials: int, seed: int, worker: int):
     from tinycnn.nas.space import load_space
 
     space = load_space(plan.space)
-    if space.size is not None and space.size <= trials:
+    if space.walked_by(trials):
         grid = optuna.samplers.GridSampler(space.grid, seed=seed)  # one seed: every process numbers the grid alike
         if worker:
             grid.reseed_rng()  # but draws from it its own way
@@ -162,13 +162,13 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
         study = open_study(directory, url, seed, objective=plan.objective)
         if url is None:
             continue_interrupted(study, log)
-        size = load_space(plan.space).size
-        goal = min(trials, size) if size is not None else trials
+        space = load_space(plan.space)
+        goal = min(trials, space.size) if space.size is not None else trials
         left = goal - finished(study)
         if left <= 0:
             log(f"{directory}: {finished(study)} trials already finished")
             return
-        grid = f", each point of the space's {size} once" if size is not None and size <= trials else ""
+        grid = f", each point of the space's {space.size} once" if space.walked_by(trials) else ""
         log(f"search {directory}: {left} trials to go of {goal} ({backend}, {workers} at a time{grid})")
         started = time.perf_counter()
         try:
@@ -181,14 +181,13 @@ def run_search(directory: Path, plan: Plan, *, trials: int, workers: int = 1, ba
         except KeyboardInterrupt:
             log("interrupted: the same command continues the search, and the trials cut short from their resume points")
             raise
-        else:
-            done, _, repeats = tally(open_study(directory, url, seed, objective=plan.objective))
-            if done < goal and repeats >= trials:
-                log(f"the sampler drew points already tried {repeats} times, so the search stopped at {done} points; "
-                    "widen the space to go on")
         finally:
             elapsed = time.perf_counter() - started
-            log(f"{finished(open_study(directory, url, seed, objective=plan.objective))} trials finished; {elapsed:.0f} s in this run")
+            done, _, repeats = tally(open_study(directory, url, seed, objective=plan.objective))  # as the workers left it
+            log(f"{done} trials finished; {elapsed:.0f} s in this run")
+        if done < goal and repeats >= trials:
+            log(f"the sampler drew points already tried {repeats} times, so the search stopped at {done} points; "
+                "widen the space to go on")
 
 
 @contextlib.contextmanager
