@@ -64,7 +64,7 @@ def test_search_md_ranks_every_trained_point_and_names_the_recipes_model():
     def row(number, value, seconds, settings, state="complete"):
         return {"number": number, "state": state, "value": value, "params": 3924, "macs": 855612, "model": "tiny-3924",
                 "design": {}, "settings": settings, "val_acc": [value - 0.02, value, value + 0.02], "seconds": seconds,
-                "reason": ""}
+                "reason": "", "continues": None}
 
     rows = [row(0, 99.1, 300, {"batch_size": 64}), row(1, 99.3, 310, {"batch_size": 32}),
             row(2, 99.3, 0, {"batch_size": 32}),  # drawn again: the result of trial 1, not trained
@@ -290,7 +290,9 @@ def test_an_interrupted_trial_continues_from_its_resume_point_to_the_same_result
     _, then = trials(out)
     whole = trials(tmp_path / "whole")[0]
     assert then["state"] == "complete" and then["val_acc"] == whole["val_acc"] and then["value"] == whole["value"]
-    assert then["reason"] == "continues trial 0, from its resume point after epoch 1"
+    assert then["reason"] == "continues trial 0, from its resume point after epoch 1" and then["continues"] == "0"
+    assert "1 complete, 0 pruned (over the budget, not fitting, or stopped behind the others), 0 failed, 1 interrupted " \
+           "and continued by a later trial." in (out / "search.md").read_text()
     assert not (out / "trials" / "trial-1").exists()  # trained on in trial 0's run directory
     assert not (tmp_path / "cut").exists()
 

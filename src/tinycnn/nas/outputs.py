@@ -16,7 +16,8 @@ from tinycnn.atomic import atomic_write_text
 from tinycnn.config import to_toml
 from tinycnn.nas.trial import Plan
 
-COLUMNS = ["number", "state", "value", "params", "macs", "model", "design", "settings", "val_acc", "seconds", "reason"]
+COLUMNS = ["number", "state", "value", "params", "macs", "model", "design", "settings", "val_acc", "seconds", "reason",
+           "continues"]
 
 
 def rows(study) -> list[dict]:
@@ -36,6 +37,7 @@ def rows(study) -> list[dict]:
             "val_acc": a.get("val_acc", []),
             "seconds": a.get("seconds"),
             "reason": a.get("reason", ""),
+            "continues": a.get("continues"),  # the interrupted trial this one resumed
         })
     return out
 
@@ -149,13 +151,16 @@ def plot(path: Path, trials: list[dict], spec: dict) -> None:
 
 
 def markdown(trials: list[dict], best: list[dict], plan: Plan, spec: dict, seconds: float) -> str:
-    counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "fail", "running")}
+    continued = {t["continues"] for t in trials if t["continues"] is not None}
+    counts = {state: sum(t["state"] == state and t["number"] not in continued for t in trials)
+              for state in ("complete", "pruned", "fail", "running")}
     trained = sum(t["seconds"] or 0 for t in trials)
+    resumed = f", {len(continued)} interrupted and continued by a later trial" if continued else ""
     lines = [
         (f"# tinycnn search: {spec['name']}, space {recipe_relative(plan.space, Path(plan.directory))}, "
          f"recipe {recipe_relative(plan.recipe, Path(plan.directory))}"), "",
         (f"{len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned (over the budget, not fitting, "
-         f"or stopped behind the others), {counts['fail']} failed. {seconds / 60:.1f} minutes with trials running "
+         f"or stopped behind the others), {counts['fail']} failed{resumed}. {seconds / 60:.1f} minutes with trials running "
          f"(the pauses between runs left out); {trained / 60:.1f} minutes of training in all."),
         "", (f"Overrides of the trials: {json.dumps(plan.overrides) if plan.overrides else 'none'}. Chosen on the "
              "validation split (the mean accuracy of the last epochs); the test set is read only by `--confirm`."), "",
